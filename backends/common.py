@@ -1,0 +1,102 @@
+"""What both reference backends share: startup announcement, fail-fast errors, TLS files, fd limits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+#: The one stdout line a backend prints once it accepts connections; tests and
+#: ``backends.control`` read the bound port from it (``READY grpc 127.0.0.1:50051``).
+READY_PREFIX = "READY"
+
+
+class StartupError(Exception):
+    """A problem found before serving (bad flag value, unreadable file, port in use)."""
+
+
+def fail(message: str) -> NoReturn:
+    """Print one line naming the problem to stderr and exit 2."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def announce_ready(kind: str, host: str, port: int) -> None:
+    """Tell whoever started us where we listen (a single, machine-readable stdout line)."""
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"{READY_PREFIX} {kind} {shown_host}:{port}", flush=True)
+
+
+def read_file_bytes(path: str | None, flag: str) -> bytes | None:
+    """Read a TLS file named by ``flag``; raise StartupError naming flag and path when it cannot."""
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise StartupError(f"{flag} {path}: cannot read file: {exc.strerror or exc}") from exc
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft open-file limit to its hard limit; return the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            logging.getLogger(__name__).warning("could not raise the open-file limit above %d", soft)
+    return soft
+
+
+def probability(text: str) -> float:
+    """argparse type: a float in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside [0, 1]")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0 meaning 'any free port'."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0-65535")
+    return value
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, default_port: int) -> None:
+    """Flags every backend has: where to listen, TLS files, log level."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=port_number, default=default_port, help=f"0 picks a free port (default {default_port})"
+    )
+    parser.add_argument("--tls-cert", metavar="PEM", help="server certificate chain; enables TLS")
+    parser.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def check_tls_pair(args: argparse.Namespace) -> None:
+    """--tls-cert and --tls-key go together."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise StartupError("--tls-cert and --tls-key must be given together")

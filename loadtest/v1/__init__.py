@@ -1,0 +1,1 @@
+"""Generated from protos/loadtest/v1/loadtest.proto by `make protos`; do not edit."""

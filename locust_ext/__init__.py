@@ -1,0 +1,11 @@
+"""Locust plugin suite for gRPC and WebSocket load tests.
+
+Importing this package registers the suite's command-line flags and listeners with Locust.
+"""
+
+from locust_ext import plugin
+
+__all__: list[str] = []
+__version__ = "0.1.0"
+
+plugin.register()

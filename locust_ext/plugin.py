@@ -1,0 +1,34 @@
+"""The one place that registers the suite's CLI flags and listeners with Locust, once per process.
+
+Each feature module offers ``add_arguments(parser)`` (its flags, in a named group, each with ``env_var``)
+and ``on_init(environment, **kwargs)`` (binds its listener objects to that one Environment).
+Importing ``locust_ext`` calls :func:`register`, so a locustfile needs nothing more than its imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from locust import events
+
+__all__ = ["register"]
+
+_registered = False
+
+
+def _features() -> list[tuple[Callable[..., None], Callable[..., None]]]:
+    """(add_arguments, on_init) of every feature, in registration order."""
+    features: list[tuple[Callable[..., None], Callable[..., None]]] = []
+    # FEATURES: one block per feature module below; keep each feature's lines together.
+    return features
+
+
+def register() -> None:
+    """Hook every feature into Locust's events; calling it again does nothing."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    for add_arguments, on_init in _features():
+        events.init_command_line_parser.add_listener(add_arguments)
+        events.init.add_listener(on_init)
