@@ -1,0 +1,184 @@
+"""Reference WebSocket server: echo, compute, stream and ping over a JSON text protocol, with faults and counters.
+
+``python -m backends.websocket_server [--host 127.0.0.1] [--port 8080]``. Built on the ``websockets``
+asyncio server, one event loop in one process. The protocol is in ``backends.ws_session``, the faults in
+``backends.ws_faults``, the counters in ``backends.ws_counters``; HTTP ``GET /stats`` and
+``GET /stats/reset`` read and reset the counters without opening a WebSocket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from backends import ws_faults
+from backends.common import (
+    StartupError,
+    add_common_arguments,
+    announce_ready,
+    check_tls_pair,
+    fail,
+    non_negative_float,
+    probability,
+    raise_open_file_limit,
+    read_file_bytes,
+)
+from backends.ws_counters import WsCounters
+from backends.ws_session import ServerState, Session
+
+__all__ = ["HARD_SIZE_FACTOR", "STATS_PATH", "STATS_RESET_PATH", "main", "parse_args"]
+
+log = logging.getLogger("backends.websocket_server")
+
+STATS_PATH = "/stats"
+STATS_RESET_PATH = "/stats/reset"
+#: Messages up to --max-size are served; larger ones up to this many times --max-size get an error reply
+#: and the connection lives on; beyond that the library closes the connection with 1009 (message too big),
+#: so one client cannot make the server buffer without bound.
+HARD_SIZE_FACTOR = 4
+#: How long a closing handshake may take at shutdown before the connection is dropped.
+CLOSE_TIMEOUT_S = 2.0
+#: Pending-connection queue: bursts of thousands of connects must not wait for SYN retries.
+LISTEN_BACKLOG = 4096
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser that reports a bad command line in one line (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{self.prog}: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = _OneLineParser(prog="python -m backends.websocket_server", description=__doc__.splitlines()[0])
+    add_common_arguments(parser, default_port=8080)
+    parser.add_argument(
+        "--max-size",
+        type=_positive_int,
+        default=1024 * 1024,
+        metavar="BYTES",
+        help=f"largest message served; up to {HARD_SIZE_FACTOR}x this gets an error reply (default 1 MiB)",
+    )
+    parser.add_argument(
+        "--compression", action="store_true", help="offer permessage-deflate (off: it costs CPU and memory)"
+    )
+    faults = parser.add_argument_group("fault injection for every request (a request's 'fault' object overrides)")
+    faults.add_argument("--fault-delay-ms", type=non_negative_float, default=0.0, help="delay before answering")
+    faults.add_argument("--fault-error-rate", type=probability, default=0.0, help="chance of an error reply, 0-1")
+    faults.add_argument(
+        "--fault-drop-rate", type=probability, default=0.0, help="chance of dropping the connection (no close), 0-1"
+    )
+    return parser.parse_args(argv)
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """A server TLS context from --tls-cert/--tls-key, or None for plain ws://."""
+    check_tls_pair(args)
+    if not args.tls_cert:
+        return None
+    read_file_bytes(args.tls_cert, "--tls-cert")  # a missing or unreadable file is named in the error
+    read_file_bytes(args.tls_key, "--tls-key")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise StartupError(
+            f"--tls-cert {args.tls_cert} / --tls-key {args.tls_key}: not a usable PEM certificate and key: {exc}"
+        ) from exc
+    return context
+
+
+def stats_over_http(counters: WsCounters) -> Callable[[ServerConnection, Request], Response | None]:
+    """A ``process_request`` hook answering GET /stats and /stats/reset with JSON; other paths go on to WebSocket."""
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == STATS_PATH:
+            tallies = counters.snapshot()
+        elif path == STATS_RESET_PATH:
+            tallies = counters.reset()
+        else:
+            return None
+        response = connection.respond(200, json.dumps(tallies) + "\n")
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    return process_request
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Listen, announce READY, serve until SIGINT/SIGTERM, then close every connection with 1001."""
+    fd_limit = raise_open_file_limit()
+    log.info("open-file limit %d", fd_limit)
+    context = tls_context(args)
+    state = ServerState(
+        counters=WsCounters(),
+        faults=ws_faults.FaultDefaults(args.fault_delay_ms, args.fault_error_rate, args.fault_drop_rate),
+        max_size=args.max_size,
+    )
+
+    async def handler(connection: ServerConnection) -> None:
+        await Session(connection, state).run()
+
+    try:
+        server = await serve(
+            handler,
+            args.host,
+            args.port,
+            ssl=context,
+            compression="deflate" if args.compression else None,
+            process_request=stats_over_http(state.counters),
+            max_size=HARD_SIZE_FACTOR * args.max_size,
+            close_timeout=CLOSE_TIMEOUT_S,
+            backlog=LISTEN_BACKLOG,
+        )
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
+
+    port = server.sockets[0].getsockname()[1]
+    announce_ready("wss" if context else "ws", args.host, port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    server.close()  # close code 1001, going away
+    await server.wait_closed()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(run(args))
+    except StartupError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
