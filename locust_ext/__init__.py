@@ -4,8 +4,9 @@ Importing this package registers the suite's command-line flags and listeners wi
 """
 
 from locust_ext import plugin
+from locust_ext.statsd import publish_gauge
 
-__all__: list[str] = []
+__all__: list[str] = ["publish_gauge"]
 __version__ = "0.1.0"
 
 plugin.register()

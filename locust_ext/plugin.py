@@ -20,6 +20,10 @@ def _features() -> list[tuple[Callable[..., None], Callable[..., None]]]:
     """(add_arguments, on_init) of every feature, in registration order."""
     features: list[tuple[Callable[..., None], Callable[..., None]]] = []
     # FEATURES: one block per feature module below; keep each feature's lines together.
+    # StatsD mirror: --statsd-* flags; request timers/counters and run gauges to StatsD.
+    from locust_ext import statsd
+
+    features.append((statsd.add_arguments, statsd.on_init))
     return features
 
 

@@ -1,0 +1,159 @@
+"""Test kit for the StatsD mirror: a strict StatsD line parser, a loopback UDP capture, headless runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILES = Path(__file__).resolve().parent / "locustfiles_for_tests"
+
+_LINE = re.compile(
+    r"(?P<name>[A-Za-z0-9_.\-;=/]+):(?P<value>-?\d+(?:\.\d+)?)\|(?P<type>c|ms|g)"
+    r"(?:\|@(?P<rate>0\.\d+|1(?:\.0+)?))?(?:\|#(?P<tags>[^|\s]+))?"
+)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*")
+_GRAPHITE_TAG = re.compile(r"[A-Za-z0-9_]+=[A-Za-z0-9_./\-]+")
+_DOG_TAG = re.compile(r"[A-Za-z0-9_]+:[A-Za-z0-9_./\-]+")
+
+
+@dataclass(frozen=True)
+class StatsdLine:
+    """One parsed line: ``name:value|type[|@rate][|#tags]`` (Graphite tags stay in ``name`` as ``;k=v``)."""
+
+    name: str
+    value: float
+    type: str
+    rate: float = 1.0
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def base(self) -> str:
+        """The metric name without Graphite tags."""
+        return self.name.split(";", 1)[0]
+
+    def tag(self, key: str) -> str | None:
+        """A tag's value, DogStatsD or Graphite style."""
+        found = dict(self.tags)
+        for part in self.name.split(";")[1:]:
+            key, _, value = part.partition("=")
+            found[key] = value
+        return found.get(key)
+
+
+def parse_line(line: str) -> StatsdLine:
+    """Parse strictly; ValueError naming the line for anything a StatsD daemon could misread."""
+    match = _LINE.fullmatch(line)
+    if not match:
+        raise ValueError(f"not a StatsD line: {line!r}")
+    base, *graphite_tags = match["name"].split(";")
+    if not _PLAIN_NAME.fullmatch(base) or not all(_GRAPHITE_TAG.fullmatch(tag) for tag in graphite_tags):
+        raise ValueError(f"bad metric name in {line!r}")
+    tags: tuple[tuple[str, str], ...] = ()
+    if match["tags"]:
+        parts = match["tags"].split(",")
+        if not all(_DOG_TAG.fullmatch(part) for part in parts):
+            raise ValueError(f"bad tags in {line!r}")
+        tags = tuple((key, value) for key, _, value in (part.partition(":") for part in parts))
+    rate = float(match["rate"]) if match["rate"] else 1.0
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"bad sample rate in {line!r}")
+    return StatsdLine(match["name"], float(match["value"]), match["type"], rate, tags)
+
+
+@dataclass
+class UdpCapture:
+    """Everything received on a loopback UDP port: (payload, sender address) per datagram."""
+
+    sock: socket.socket
+    datagrams: list[tuple[bytes, tuple[str, int]]] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def lines(self) -> list[StatsdLine]:
+        """Every line of every datagram, parsed strictly."""
+        return [parse_line(line) for payload, _ in self.datagrams for line in payload.decode("ascii").split("\n")]
+
+    def lines_by_sender(self) -> dict[tuple[str, int], list[StatsdLine]]:
+        by_sender: dict[tuple[str, int], list[StatsdLine]] = {}
+        for payload, sender in self.datagrams:
+            by_sender.setdefault(sender, []).extend(parse_line(x) for x in payload.decode("ascii").split("\n"))
+        return by_sender
+
+
+@contextmanager
+def udp_capture() -> Iterator[UdpCapture]:
+    """Listen on 127.0.0.1 at a free port until the block ends."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    capture = UdpCapture(sock)
+    done = threading.Event()
+
+    def receive() -> None:
+        while not done.is_set():
+            try:
+                capture.datagrams.append(sock.recvfrom(65535))
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    reader = threading.Thread(target=receive, daemon=True)
+    reader.start()
+    try:
+        yield capture
+    finally:
+        done.set()
+        reader.join(5)
+        sock.close()
+
+
+def locust_command(locustfile: str, *args: str) -> list[str]:
+    """A locust command line for a locustfile in tests/locustfiles_for_tests (comma-separated allowed)."""
+    files = ",".join(str(LOCUSTFILES / name) for name in locustfile.split(","))
+    return [sys.executable, "-m", "locust", "-f", files, "--skip-log-setup", *args]
+
+
+def run_locust(command: Sequence[str], env: dict[str, str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run one locust process to completion (killed after ``timeout``)."""
+    return subprocess.run(
+        list(command), cwd=REPO_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def locust_counts(json_stem: Path) -> tuple[Counter[str], Counter[str]]:
+    """(requests, failures) per request name from a --json-file report."""
+    entries = json.loads(json_stem.with_suffix(".json").read_text())
+    requests: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    for entry in entries:
+        requests[entry["name"]] += entry["num_requests"]
+        failures[entry["name"]] += entry["num_failures"]
+    return requests, failures
+
+
+def free_tcp_port() -> int:
+    """A loopback TCP port that was free a moment ago (for Locust's master port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def unused_udp_port() -> int:
+    """A loopback UDP port nobody listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
