@@ -30,6 +30,18 @@ def announce_ready(kind: str, host: str, port: int) -> None:
     print(f"{READY_PREFIX} {kind} {shown_host}:{port}", flush=True)
 
 
+def parse_ready_line(line: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) from a line printed by :func:`announce_ready`; None for any other line."""
+    parts = line.split()
+    if len(parts) != 3 or parts[0] != READY_PREFIX:
+        return None
+    host, _, port = parts[2].rpartition(":")
+    try:
+        return parts[1], host.strip("[]"), int(port)
+    except ValueError:
+        return None
+
+
 def read_file_bytes(path: str | None, flag: str) -> bytes | None:
     """Read a TLS file named by ``flag``; raise StartupError naming flag and path when it cannot."""
     if path is None:

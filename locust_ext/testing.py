@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from backends.common import parse_ready_line
+
 __all__ = ["Backend", "BackendStartError", "running_backend", "start_backend"]
 
 BackendKind = Literal["grpc", "websocket"]
@@ -84,19 +86,18 @@ def start_backend(
         command, cwd=_REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
     line = _read_ready_line(process, timeout)
-    parts = line.split()
-    if len(parts) != 3 or parts[0] != "READY":
+    ready = parse_ready_line(line)
+    if ready is None:
         if process.poll() is None:
             process.kill()
         process.wait()
         stderr = process.stderr.read() if process.stderr else ""
         raise BackendStartError(f"{' '.join(command)} did not start: {line!r} {stderr.strip()}")
-    scheme = parts[1]
-    bound_host, _, port = parts[2].rpartition(":")
+    scheme, bound_host, port = ready
     # Nobody reads stdout/stderr from here on; keep the pipes from filling up and blocking the server.
     for stream in (process.stdout, process.stderr):
         threading.Thread(target=_drain, args=(stream,), daemon=True).start()
-    return Backend(kind, scheme, bound_host.strip("[]"), int(port), process)
+    return Backend(kind, scheme, bound_host, port, process)
 
 
 def _drain(stream: object) -> None:

@@ -1,0 +1,1 @@
+"""gRPC support for Locust: GrpcUser, its channel and the call recorder."""
