@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import hashlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -18,12 +19,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+# grpc core logs its own copy of startup errors (e.g. a port in use) to stderr; we report them in one line.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-from backends import grpc_faults
-from backends.common import (
+import grpc  # noqa: E402
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
+from grpc_reflection.v1alpha import reflection  # noqa: E402
+
+from backends import grpc_faults  # noqa: E402
+from backends.common import (  # noqa: E402
     StartupError,
     add_common_arguments,
     announce_ready,
@@ -33,8 +37,8 @@ from backends.common import (
     probability,
     read_file_bytes,
 )
-from loadtest.v1 import loadtest_pb2 as pb
-from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
+from loadtest.v1 import loadtest_pb2 as pb  # noqa: E402
+from loadtest.v1 import loadtest_pb2_grpc as pb_grpc  # noqa: E402
 
 log = logging.getLogger("backends.grpc_server")
 
@@ -369,7 +373,7 @@ async def serve(args: argparse.Namespace) -> None:
         else:
             port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
-        raise StartupError(f"cannot listen on {address}: port in use or address not available ({exc})") from exc
+        raise StartupError(f"cannot listen on {address}: port in use or address not available") from exc
     if port == 0:
         raise StartupError(f"cannot listen on {address}: port in use or address not available")
 

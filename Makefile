@@ -1,0 +1,60 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := .cache/statsd/.installed
+LOCUST := $(VENV)/bin/locust
+DEMO_TIME ?= 20s
+DEMO_USERS ?= 20
+
+.PHONY: install protos backends stop demo test lint bench clean
+
+install: $(STAMP)
+
+# Re-installs only when the package metadata changes.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# The reference statsd daemon (Node) that the StatsD end-to-end test talks to.
+$(NODE_STAMP):
+	npm install --prefix .cache/statsd --no-audit --no-fund statsd@0.9.0
+	@touch $@
+
+protos: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/loadtest/v1/loadtest.proto
+
+backends: $(STAMP)
+	$(PY) -m backends.control start
+
+stop:
+	@test -x $(PY) && $(PY) -m backends.control stop || true
+
+demo: $(STAMP)
+	@mkdir -p reports
+	$(PY) -m backends.control start
+	$(LOCUST) -f locustfiles/grpc.py --headless -u $(DEMO_USERS) -r 10 -t $(DEMO_TIME) --only-summary \
+	    --html reports/demo.html --json-file reports/demo \
+	    --thresholds thresholds.yaml --thresholds-report reports/gate.json --thresholds-report reports/gate.md; \
+	status=$$?; $(PY) -m backends.control stop; \
+	echo "report: reports/demo.html, gate: reports/gate.md (exit $$status)"; exit $$status
+
+test: $(STAMP) $(NODE_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean: stop
+	rm -rf $(VENV) .cache run reports .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,126 @@
+"""Start both reference backends in the background (pid and log files under run/) and stop them.
+
+``python -m backends.control start|stop|status`` — what ``make backends`` and ``make stop`` run.
+``start`` returns once both backends accept connections, or fails naming the one that did not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from backends.common import fail, parse_ready_line
+
+RUN_DIR = Path(os.environ.get("LOADTEST_RUN_DIR", "run"))
+BACKENDS = {
+    "grpc": ("backends.grpc_server", "50051"),
+    "websocket": ("backends.websocket_server", "8080"),
+}
+
+
+def _pid_file(name: str) -> Path:
+    return RUN_DIR / f"{name}.pid"
+
+
+def _running_pid(name: str) -> int | None:
+    try:
+        pid = int(_pid_file(name).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _wait_ready(name: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines():
+            ready = parse_ready_line(line)
+            if ready is not None:
+                return f"{ready[0]}://{ready[1]}:{ready[2]}"
+        if process.poll() is not None:
+            last = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
+            fail(f"{name} backend exited with code {process.returncode}: {last[0]}")
+        time.sleep(0.05)
+    process.terminate()
+    fail(f"{name} backend did not accept connections within {timeout:.0f} s; see {log}")
+
+
+def start(host: str, timeout: float) -> None:
+    """Start every backend not yet running; if one fails, stop them all (nothing is left half up)."""
+    try:
+        _start_all(host, timeout)
+    except SystemExit:
+        stop(timeout)
+        raise
+
+
+def _start_all(host: str, timeout: float) -> None:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    for name, (module, port) in BACKENDS.items():
+        if _running_pid(name) is not None:
+            print(f"{name} backend already running (pid {_running_pid(name)})")
+            continue
+        log = RUN_DIR / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", module, "--host", host, "--port", port],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        _pid_file(name).write_text(str(process.pid))
+        url = _wait_ready(name, process, log, timeout)
+        print(f"{name} backend listening on {url} (pid {process.pid}, log {log})")
+
+
+def stop(timeout: float) -> None:
+    for name in BACKENDS:
+        pid = _running_pid(name)
+        _pid_file(name).unlink(missing_ok=True)
+        if pid is None:
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        print(f"{name} backend stopped (pid {pid})")
+
+
+def status() -> int:
+    down = 0
+    for name in BACKENDS:
+        pid = _running_pid(name)
+        print(f"{name}: {'running, pid ' + str(pid) if pid else 'not running'}")
+        down += pid is None
+    return 1 if down else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m backends.control", description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--timeout", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    if args.action == "start":
+        start(args.host, args.timeout)
+    elif args.action == "stop":
+        stop(args.timeout)
+    else:
+        sys.exit(status())
+
+
+if __name__ == "__main__":
+    main()
