@@ -24,6 +24,10 @@ def _features() -> list[tuple[Callable[..., None], Callable[..., None]]]:
     from locust_ext import statsd
 
     features.append((statsd.add_arguments, statsd.on_init))
+    # Thresholds gate: --thresholds* flags; validation before load, live grading, exit code at quitting.
+    from locust_ext.thresholds import locust_hooks as thresholds
+
+    features.append((thresholds.add_arguments, thresholds.on_init))
     return features
 
 

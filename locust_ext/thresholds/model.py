@@ -1,0 +1,158 @@
+"""The threshold rule model: what a validated thresholds file means, independent of YAML and of Locust.
+
+Every object here is built by :mod:`locust_ext.thresholds.loader` after validation, so the rest of the
+package can trust it (grades exist, limits are ordered, patterns compile).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = [
+    "AGGREGATED",
+    "WORST_GRADE",
+    "AbortPolicy",
+    "GradeTable",
+    "Metric",
+    "MetricRule",
+    "Rule",
+    "Selector",
+    "ThresholdsError",
+    "ThresholdsFileError",
+    "ThresholdsSpec",
+]
+
+#: The rule name that means "every request together" (Locust's own total row).
+AGGREGATED = "Aggregated"
+#: The implicit grade below the last listed one.
+WORST_GRADE = "poor"
+
+
+class ThresholdsError(Exception):
+    """Base class of every error this package raises."""
+
+
+class ThresholdsFileError(ThresholdsError):
+    """A thresholds or baseline file that cannot be used; names the file, line and key path."""
+
+    def __init__(self, path: str, line: int | None, key_path: str, problem: str) -> None:
+        super().__init__(path, line, key_path, problem)
+        self.path = path
+        self.line = line
+        self.key_path = key_path
+        self.problem = problem
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        key = f" {self.key_path}:" if self.key_path else ""
+        return f"{where}:{key} {self.problem}"
+
+
+class Metric(str, Enum):
+    """What a metric rule measures; the value says whether larger observations are better."""
+
+    RESPONSE_TIME = "response_time"
+    ERROR_RATE = "error_rate"
+    THROUGHPUT = "throughput"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self is Metric.THROUGHPUT
+
+    @property
+    def unit(self) -> str:
+        return {"response_time": "ms", "error_rate": "%", "throughput": "req/s"}[self.value]
+
+
+@dataclass(frozen=True)
+class GradeTable:
+    """Limits per grade name; a grade left out of the file is simply absent (never awarded by this table)."""
+
+    limits: dict[str, float]
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    """One metric of one rule: absolute limits and/or limits relative to a baseline (percent worse)."""
+
+    metric: Metric
+    absolute: GradeTable | None
+    relative: GradeTable | None = None
+    #: Response time only: avg, min, max, median, or a percentile such as p95 or p99.9.
+    stat: str | None = None
+    #: Throughput only: seconds after the run start left out of the rate (ramp-up); 0 means the whole run.
+    exclude_first_s: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.metric.value} {self.stat}" if self.stat else self.metric.value
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which Locust stats rows a rule grades: an exact name, a glob or a regex, optionally one request type."""
+
+    kind: str  # "name" | "match" | "regex"
+    pattern: str
+    request_type: str | None = None
+
+    def matches(self, name: str, request_type: str) -> bool:
+        if self.request_type is not None and request_type != self.request_type:
+            return False
+        if self.kind == "name":
+            return name == self.pattern
+        if self.kind == "match":
+            return fnmatch.fnmatchcase(name, self.pattern)
+        return re.search(self.pattern, name) is not None
+
+    @property
+    def is_aggregated(self) -> bool:
+        return self.kind == "name" and self.pattern == AGGREGATED
+
+
+@dataclass(frozen=True)
+class AbortPolicy:
+    """Stop the run early when the rule fails a live check, after ``delay_s``; judged on the last
+    ``window_s`` seconds when given, otherwise on the run so far."""
+
+    delay_s: float = 0.0
+    window_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A selector and the metrics it grades."""
+
+    selector: Selector
+    metrics: tuple[MetricRule, ...]
+    line: int
+    min_requests: int = 1
+    insufficient_data_fails: bool = False
+    abort: AbortPolicy | None = None
+
+    @property
+    def label(self) -> str:
+        return self.selector.pattern
+
+
+@dataclass(frozen=True)
+class ThresholdsSpec:
+    """A whole validated thresholds file."""
+
+    path: str
+    grades: tuple[str, ...]
+    fail_at: str
+    rules: tuple[Rule, ...]
+    strict: bool = False
+    live_interval_s: float = 2.0
+
+    @property
+    def all_grades(self) -> tuple[str, ...]:
+        """Listed grades plus the implicit worst one, best first."""
+        return (*self.grades, WORST_GRADE)
+
+    def is_failing(self, grade: str) -> bool:
+        return self.all_grades.index(grade) >= self.all_grades.index(self.fail_at)

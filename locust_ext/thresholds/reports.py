@@ -1,0 +1,271 @@
+"""Turn a :class:`Verdict` into the gate's outputs: the JSON document, JUnit XML, Markdown, HTML, console table.
+
+The JSON document (``SCHEMA``) is the stable, documented form; the other formats present the same rows.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from locust_ext.thresholds.grading import MetricResult, Verdict
+
+__all__ = [
+    "REPORT_FORMATS",
+    "SCHEMA",
+    "RunInfo",
+    "console_table",
+    "render_report",
+    "report_format",
+    "table_rows",
+    "verdict_document",
+    "write_reports",
+]
+
+#: Identifies the JSON report layout; bumped only on incompatible changes.
+SCHEMA = "locust-ext/thresholds-report/v1"
+#: File extension -> format name.
+REPORT_FORMATS = {".json": "json", ".xml": "junit", ".md": "markdown", ".html": "html"}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What run the verdict is about."""
+
+    locustfile: str | None
+    host: str | None
+    mode: str  # "local" | "master"
+    workers: int
+    started_at: str | None
+    finished_at: str
+    duration_s: float | None
+    thresholds_file: str
+    baseline_file: str | None
+
+
+def report_format(path: str) -> str | None:
+    """The format a report path asks for by its extension; None when the extension is not supported."""
+    return REPORT_FORMATS.get(os.path.splitext(path)[1].lower())
+
+
+def _comparator(result: MetricResult) -> str:
+    return ">=" if result.metric.metric.higher_is_better else "<="
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _result_document(verdict: Verdict, result: MetricResult) -> dict[str, Any]:
+    metric = result.metric
+    return {
+        "rule": result.rule,
+        "selector": result.selector,
+        "type": result.rule_type,
+        "entry": result.entry,
+        "metric": metric.metric.value,
+        "stat": metric.stat,
+        "unit": metric.metric.unit,
+        "higher_is_better": metric.metric.higher_is_better,
+        "requests": result.requests,
+        "observed": result.observed,
+        "limits": result.limits,
+        "baseline": None if result.baseline is None else {"value": result.baseline, "limits": result.baseline_limits},
+        "grade": result.grade,
+        "grade_index": None if result.grade is None else verdict.spec.all_grades.index(result.grade),
+        "outcome": result.outcome,
+        "note": result.note,
+    }
+
+
+def verdict_document(verdict: Verdict, run: RunInfo | None) -> dict[str, Any]:
+    """The JSON report: run info, then one result per rule x stats row x metric (schema ``SCHEMA``)."""
+    spec = verdict.spec
+    return {
+        "schema": SCHEMA,
+        "final": verdict.final,
+        "run": asdict(run) if run else None,
+        "grades": list(spec.all_grades),
+        "fail_at": spec.fail_at,
+        "strict": spec.strict,
+        "passed": verdict.passed,
+        "aborted": asdict(verdict.aborted) if verdict.aborted else None,
+        "summary": verdict.counts,
+        "results": [_result_document(verdict, result) for result in verdict.results],
+    }
+
+
+def table_rows(verdict: Verdict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows shared by the console, Markdown and HTML tables."""
+    grades = verdict.spec.grades
+    header = ["rule", "row", "metric", "observed", *grades, "grade", "outcome"]
+    rows = []
+    for result in verdict.results:
+        unit = result.metric.metric.unit
+        limits = []
+        for grade in grades:
+            limit = (result.baseline_limits or {}).get(grade, result.limits.get(grade))
+            limits.append(f"{_comparator(result)} {_number(limit)}" if limit is not None else "")
+        observed = f"{_number(result.observed)} {unit}" if result.observed is not None else "-"
+        outcome = result.outcome.upper() + (f" ({result.note})" if result.note else "")
+        rows.append(
+            [result.rule, result.entry or "-", result.metric.label, observed, *limits, result.grade or "-", outcome]
+        )
+    return header, rows
+
+
+def _headline(verdict: Verdict) -> str:
+    counts = verdict.counts
+    state = "PASSED" if verdict.passed else "FAILED"
+    text = f"Thresholds {state}: {counts['pass']} pass, {counts['fail']} fail, {counts['warn']} warn"
+    if verdict.aborted:
+        text += f"; run aborted: {verdict.aborted.message}"
+    return text
+
+
+def console_table(verdict: Verdict) -> str:
+    """A fixed-width text table with a headline, for the end of a run."""
+    header, rows = table_rows(verdict)
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+    rule = "-" * len(line(header))
+    return "\n".join([_headline(verdict), rule, line(header), rule, *(line(row) for row in rows), rule])
+
+
+def _markdown(verdict: Verdict) -> str:
+    header, rows = table_rows(verdict)
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join(
+        [f"## {_headline(verdict)}", "", line(header), line(["---"] * len(header)), *(line(r) for r in rows), ""]
+    )
+
+
+def _grade_colour(verdict: Verdict, grade: str) -> str:
+    """Green for the best grade through amber to red for the worst."""
+    grades = verdict.spec.all_grades
+    hue = 120 - 120 * grades.index(grade) / max(len(grades) - 1, 1)
+    return f"hsl({hue:.0f}, 70%, 80%)"
+
+
+def _html(verdict: Verdict, run: RunInfo | None) -> str:
+    header, rows = table_rows(verdict)
+    grade_column = header.index("grade")
+    body = []
+    for result, row in zip(verdict.results, rows, strict=True):
+        cells = []
+        for index, cell in enumerate(row):
+            style = ""
+            if index == grade_column and result.grade is not None:
+                style = f' style="background:{_grade_colour(verdict, result.grade)}"'
+            elif index == grade_column + 1 and result.outcome == "warn":
+                style = ' style="background:#eee"'
+            cells.append(f"<td{style}>{html.escape(cell)}</td>")
+        body.append(f'<tr class="{result.outcome}">{"".join(cells)}</tr>')
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    state = "passed" if verdict.passed else "failed"
+    run_line = ""
+    if run is not None:
+        run_line = html.escape(
+            f"{run.locustfile or ''} against {run.host or '(default host)'}, {run.mode} mode, "
+            f"{run.workers} workers, finished {run.finished_at}, thresholds {run.thresholds_file}"
+        )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Thresholds {state}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border: 1px solid #999; padding: 0.3em 0.6em; text-align: left; }}
+h1.passed {{ color: #1a7f37; }} h1.failed {{ color: #c62828; }}
+tr.fail td:last-child {{ color: #c62828; font-weight: bold; }}
+</style></head>
+<body><h1 class="{state}">{html.escape(_headline(verdict))}</h1>
+<p>{run_line}</p>
+<table><thead><tr>{head}</tr></thead><tbody>
+{chr(10).join(body)}
+</tbody></table></body></html>
+"""
+
+
+def _junit(verdict: Verdict, run: RunInfo | None) -> str:
+    """One testcase per rule x row x metric; warnings are skipped tests, failures carry observed vs limit."""
+    counts = verdict.counts
+    failures = counts["fail"] + (1 if verdict.aborted else 0)
+    time_s = f"{run.duration_s:.3f}" if run and run.duration_s is not None else "0"
+    suites = ET.Element("testsuites", name="thresholds", tests=str(len(verdict.results)), failures=str(failures))
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=f"thresholds {verdict.spec.path}",
+        tests=str(len(verdict.results) + (1 if verdict.aborted else 0)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(counts["warn"]),
+        time=time_s,
+    )
+    _, rows = table_rows(verdict)
+    for result, row in zip(verdict.results, rows, strict=True):
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"thresholds.{result.rule}",
+            name=f"{result.entry or result.rule} {result.metric.label}",
+            time="0",
+        )
+        if result.outcome == "fail":
+            limit_cells = zip(verdict.spec.grades, row[4:-2], strict=True)
+            limits = ", ".join(f"{grade} {cell}" for grade, cell in limit_cells if cell)
+            observed = row[3]
+            message = (
+                f"{result.metric.label} observed {observed}, grade {result.grade} (fails at {verdict.spec.fail_at}); "
+                f"limits: {limits or 'none'}"
+                if result.grade
+                else result.note
+            )
+            ET.SubElement(case, "failure", message=message, type="threshold").text = message
+        elif result.outcome == "warn":
+            ET.SubElement(case, "skipped", message=result.note)
+    if verdict.aborted:
+        case = ET.SubElement(suite, "testcase", classname="thresholds.abort_on_fail", name="run completed", time="0")
+        ET.SubElement(case, "failure", message=verdict.aborted.message, type="aborted").text = verdict.aborted.message
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def render_report(verdict: Verdict, run: RunInfo | None, fmt: str) -> str:
+    """The report text in one of the ``REPORT_FORMATS`` values."""
+    if fmt == "json":
+        return json.dumps(verdict_document(verdict, run), indent=2) + "\n"
+    if fmt == "junit":
+        return _junit(verdict, run)
+    if fmt == "markdown":
+        return _markdown(verdict)
+    return _html(verdict, run)
+
+
+def write_reports(verdict: Verdict, run: RunInfo | None, paths: Sequence[str]) -> None:
+    """Write one report per path, the format chosen by its extension; parent folders are created."""
+    for path in paths:
+        fmt = report_format(path)
+        if fmt is None:
+            raise ValueError(f"{path}: unsupported report extension (use {', '.join(REPORT_FORMATS)})")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render_report(verdict, run, fmt), encoding="utf-8")
