@@ -157,3 +157,35 @@ def unused_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def run_distributed(
+    locustfile: str, run_args: Sequence[str], env: dict[str, str], *, workers: int = 2, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """A headless master plus ``workers`` worker processes on loopback; returns the master's result."""
+    port = str(free_tcp_port())
+    master_flags = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port]
+    worker_command = locust_command(locustfile, "--worker", "--master-host", "127.0.0.1", "--master-port", port)
+    statsd_flags = [
+        arg for i, arg in enumerate(run_args) if arg.startswith("--statsd") or run_args[i - 1].startswith("--statsd")
+    ]
+    processes = [
+        subprocess.Popen(
+            [*worker_command, *statsd_flags],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(workers)
+    ]
+    try:
+        command = locust_command(locustfile, *run_args, *master_flags, "--expect-workers", str(workers))
+        return run_locust(command, env, timeout)
+    finally:
+        for process in processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

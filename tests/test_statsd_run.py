@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from statsd_support import (
     UdpCapture,
-    free_tcp_port,
     locust_command,
     locust_counts,
+    run_distributed,
     run_locust,
     udp_capture,
     unused_udp_port,
@@ -104,28 +102,9 @@ def test_bad_flag_values_exit_before_load(grpc_backend: Backend) -> None:
 
 def test_distributed_run_counts_nothing_twice(grpc_backend: Backend, tmp_path: Path) -> None:
     stem = tmp_path / "stats"
-    port = str(free_tcp_port())
-    env = probe_env(grpc_backend)
     with udp_capture() as capture:
         statsd = ["--statsd-host", "127.0.0.1", "--statsd-port", str(capture.port)]
-        master_flags = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port]
-        master_cmd = locust_command("statsd_grpc.py", *RUN, *master_flags, "--expect-workers", "2")
-        worker_cmd = locust_command("statsd_grpc.py", "--worker", "--master-host", "127.0.0.1", "--master-port", port)
-        workers = [
-            subprocess.Popen(
-                [*worker_cmd, *statsd], env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            for _ in range(2)
-        ]
-        try:
-            master = run_locust([*master_cmd, *statsd, "--json-file", str(stem)], env)
-        finally:
-            for worker in workers:
-                try:
-                    worker.wait(20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+        master = run_distributed("statsd_grpc.py", [*RUN, *statsd, "--json-file", str(stem)], probe_env(grpc_backend))
     assert master.returncode == 0, master.stderr
     requests, failures = locust_counts(stem)
     by_sender = capture.lines_by_sender()

@@ -62,6 +62,7 @@ class StatsdMirror:
         self._lines: dict[tuple[str, str], RequestLines] = {}
         self._flusher: gevent.Greenlet | None = None
         self._closed = False
+        self._listening = False
 
     @property
     def sends_gauges(self) -> bool:
@@ -73,6 +74,7 @@ class StatsdMirror:
         events = self.environment.events
         if not isinstance(self.environment.runner, MasterRunner):
             events.request.add_listener(self.on_request)
+            self._listening = True
         events.test_stop.add_listener(self._on_flush_event)
         events.quitting.add_listener(self._on_flush_event)
         # Locust fires `quitting` before it stops a still-running local runner; `quit` comes after.
@@ -140,7 +142,8 @@ class StatsdMirror:
             return
         self.flush()
         self._closed = True
-        self.environment.events.request.remove_listener(self.on_request)
+        if self._listening:
+            self.environment.events.request.remove_listener(self.on_request)
         if self._flusher is not None and self._flusher is not gevent.getcurrent():
             self._flusher.kill(block=False)
         self.batcher.close()
