@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
-from statsd_support import REPO_ROOT, run_distributed, udp_capture
 
 from locust_ext.testing import Backend
+from tests.statsd_support import REPO_ROOT, run_distributed, udp_capture
 
 MONITORING = REPO_ROOT / "monitoring"
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from statsd_support import REPO_ROOT, free_tcp_port, locust_command, locust_counts, run_locust, unused_udp_port
 
 from locust_ext.testing import Backend
+from tests.statsd_support import REPO_ROOT, free_tcp_port, locust_command, locust_counts, run_locust, unused_udp_port
 
 STATSD_BIN = REPO_ROOT / ".cache" / "statsd" / "node_modules" / "statsd" / "bin" / "statsd"
 INSTALL = "npm install --prefix .cache/statsd --no-audit --no-fund statsd@0.9.0"

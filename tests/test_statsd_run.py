@@ -6,7 +6,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from statsd_support import (
+
+from locust_ext.statsd.sender import MAX_DATAGRAM_BYTES
+from locust_ext.testing import Backend
+from tests.statsd_support import (
     UdpCapture,
     locust_command,
     locust_counts,
@@ -15,9 +18,6 @@ from statsd_support import (
     udp_capture,
     unused_udp_port,
 )
-
-from locust_ext.statsd.sender import MAX_DATAGRAM_BYTES
-from locust_ext.testing import Backend
 
 RUN = ("--headless", "-u", "4", "-r", "4", "-t", "4s", "--exit-code-on-error", "0")
 NAMES = {"/loadtest.v1.Hello/SayHello": "loadtest_v1_Hello_SayHello", "/loadtest.v1.Echo/Echo": "loadtest_v1_Echo_Echo"}
