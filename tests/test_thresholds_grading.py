@@ -133,8 +133,8 @@ def test_avg_min_max_median() -> None:
 def test_relative_limits_are_graded_against_the_baseline_value() -> None:
     table = spec("  - name: /svc/Method\n    response_time: {stat: max, baseline: {good: 5, acceptable: 10}}\n")
 
-    def baseline(rule: str, entry: str, metric: str) -> float | None:
-        return 10.0 if (rule, entry, metric) == ("/svc/Method", "grpc /svc/Method", "response_time max") else None
+    def baseline(entry: str, metric: str) -> float | None:
+        return 10.0 if (entry, metric) == ("grpc /svc/Method", "response_time max") else None
 
     assert grade(table, row({10.4: 1}), baseline=baseline) == [("good", "pass")]
     assert grade(table, row({10.6: 1}), baseline=baseline) == [("acceptable", "pass")]
@@ -146,7 +146,7 @@ def test_relative_limits_are_graded_against_the_baseline_value() -> None:
 def test_relative_throughput_may_drop_by_the_stated_percent() -> None:
     table = spec("  - name: /svc/Method\n    throughput: {acceptable: 1, baseline: {acceptable: 5}}\n")
 
-    def baseline(rule: str, entry: str, metric: str) -> float:
+    def baseline(entry: str, metric: str) -> float:
         return 100.0
 
     assert grade(table, row(requests=960), baseline=baseline) == [("acceptable", "pass")]

@@ -13,7 +13,7 @@ __all__ = ["load_baseline"]
 
 
 def load_baseline(path: str | Path) -> BaselineLookup:
-    """A lookup of the values a previous run observed, keyed like the results of this one."""
+    """A lookup of the values a previous run observed, by stats row and metric (whichever rule measured them)."""
     name = str(path)
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -24,18 +24,18 @@ def load_baseline(path: str | Path) -> BaselineLookup:
         raise ThresholdsFileError(name, line, "", f"baseline is not valid JSON: {exc}") from exc
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         raise ThresholdsFileError(name, None, "schema", f"not a thresholds JSON report (expected schema {SCHEMA!r})")
-    values: dict[tuple[str, str, str], float] = {}
+    values: dict[tuple[str, str], float] = {}
     for index, result in enumerate(document.get("results") or []):
         try:
             label = f"{result['metric']} {result['stat']}" if result.get("stat") else str(result["metric"])
             observed = result["observed"]
-            key = (str(result["rule"]), str(result["entry"]), label)
+            key = (str(result["entry"]), label)
         except (KeyError, TypeError) as exc:
             raise ThresholdsFileError(name, None, f"results[{index}]", f"malformed result: missing {exc}") from exc
         if isinstance(observed, int | float):
             values[key] = float(observed)
 
-    def lookup(rule: str, entry: str, metric: str) -> float | None:
-        return values.get((rule, entry, metric))
+    def lookup(entry: str, metric: str) -> float | None:
+        return values.get((entry, metric))
 
     return lookup

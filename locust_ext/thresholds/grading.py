@@ -31,8 +31,8 @@ __all__ = [
 ]
 
 Outcome = str  # "pass" | "fail" | "warn"
-#: (rule label, entry, metric label) -> the value observed in the baseline run, if it has one.
-BaselineLookup = Callable[[str, str, str], "float | None"]
+#: (stats row, metric label such as "response_time p95") -> the value the baseline run observed, if any.
+BaselineLookup = Callable[[str, str], "float | None"]
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def _grade_row(
     grades: list[str] = []
     if metric_rule.absolute is not None:
         grades.append(grade_of(observed, metric_rule.absolute, spec.grades, higher_is_better=higher))
-    base = baseline(rule.label, row.entry, metric_rule.label) if baseline and metric_rule.relative else None
+    base = baseline(row.entry, metric_rule.label) if baseline and metric_rule.relative else None
     derived = None
     note = ""
     if metric_rule.relative is not None:

@@ -144,6 +144,8 @@ class ThresholdGate:
         self._started_at: datetime | None = None
         self._started_monotonic: float | None = None
         self._live: gevent.Greenlet | None = None
+        #: Most workers seen at once (at quitting, a master has already let its workers go).
+        self.peak_workers = 0
         windows = [rule.abort.window_s for rule in spec.rules if rule.abort and rule.abort.window_s]
         self.history = StatsHistory(environment.stats, max(windows) + 1) if windows else None
         events = environment.events
@@ -158,6 +160,9 @@ class ThresholdGate:
     def grade(self, *, final: bool = False) -> Verdict:
         """Grade the run so far on Locust's current stats, remember it and tell listeners."""
         stats = self.environment.stats
+        runner = self.environment.runner
+        if isinstance(runner, MasterRunner):
+            self.peak_workers = max(self.peak_workers, runner.worker_count)
         verdict = evaluate(
             self.spec, lambda rule: rows_for_rule(stats, rule), self.baseline, aborted=self.aborted, final=final
         )
@@ -208,6 +213,7 @@ class ThresholdGate:
 
     def _on_test_start(self, **_kwargs: Any) -> None:
         self.aborted = None
+        self.grade()
         self._started_at = datetime.now(timezone.utc)
         self._started_monotonic = time.monotonic()
         if self._live is None:
@@ -254,7 +260,7 @@ class ThresholdGate:
             locustfile=getattr(options, "locustfile", None),
             host=self.environment.host,
             mode="master" if isinstance(runner, MasterRunner) else "local",
-            workers=runner.worker_count if isinstance(runner, MasterRunner) else 0,
+            workers=self.peak_workers,
             started_at=started.isoformat() if started else None,
             finished_at=finished.isoformat(),
             duration_s=(finished - started).total_seconds() if started else None,

@@ -209,12 +209,13 @@ def _junit(verdict: Verdict, run: RunInfo | None) -> str:
     counts = verdict.counts
     failures = counts["fail"] + (1 if verdict.aborted else 0)
     time_s = f"{run.duration_s:.3f}" if run and run.duration_s is not None else "0"
-    suites = ET.Element("testsuites", name="thresholds", tests=str(len(verdict.results)), failures=str(failures))
+    tests = str(len(verdict.results) + (1 if verdict.aborted else 0))
+    suites = ET.Element("testsuites", name="thresholds", tests=tests, failures=str(failures))
     suite = ET.SubElement(
         suites,
         "testsuite",
         name=f"thresholds {verdict.spec.path}",
-        tests=str(len(verdict.results) + (1 if verdict.aborted else 0)),
+        tests=tests,
         failures=str(failures),
         errors="0",
         skipped=str(counts["warn"]),

@@ -1,0 +1,151 @@
+"""One test per kind of bad thresholds file: the error names the file, the line and the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from locust_ext.thresholds.loader import load_thresholds
+from locust_ext.thresholds.model import Metric, ThresholdsFileError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+GOOD_HEAD = "grades: [excellent, good, acceptable]\nrules:\n"
+
+# (kind, file text, line, key path, words the problem must contain)
+BAD_FILES = [
+    ("unparseable YAML", GOOD_HEAD + "  - name: /a\n    error_rate: acceptable: 1\n", 4, "", "invalid YAML"),
+    ("unknown top-level key", "grades: [ok]\nrulez: []\n", 2, "rulez", "unknown key 'rulez'"),
+    (
+        "unknown rule key",
+        GOOD_HEAD + "  - name: /a\n    latency: {acceptable: 1}\n",
+        4,
+        "rules[0].latency",
+        "unknown key 'latency'",
+    ),
+    (
+        "unknown grade in a metric",
+        GOOD_HEAD + "  - name: /a\n    error_rate:\n      great: 1\n",
+        5,
+        "rules[0].error_rate.great",
+        "unknown key 'great'",
+    ),
+    (
+        "wrong type",
+        GOOD_HEAD + "  - name: /a\n    error_rate:\n      acceptable: lots\n",
+        5,
+        "rules[0].error_rate.acceptable",
+        "expected a number",
+    ),
+    (
+        "negative limit",
+        GOOD_HEAD + "  - name: /a\n    response_time:\n      stat: p95\n      good: -5\n",
+        6,
+        "rules[0].response_time.good",
+        "negative",
+    ),
+    (
+        "limits out of order",
+        GOOD_HEAD + "  - name: /a\n    response_time:\n      excellent: 10\n      good: 5\n",
+        6,
+        "rules[0].response_time.good",
+        "excellent (10) must be stricter (lower) than good (5)",
+    ),
+    (
+        "throughput limits out of order",
+        GOOD_HEAD + "  - name: /a\n    throughput:\n      good: 10\n      acceptable: 50\n",
+        6,
+        "rules[0].throughput.acceptable",
+        "must be stricter (higher)",
+    ),
+    (
+        "unknown stat",
+        GOOD_HEAD + "  - name: /a\n    response_time:\n      stat: p95th\n      good: 5\n",
+        5,
+        "rules[0].response_time.stat",
+        "unknown stat 'p95th'",
+    ),
+    (
+        "bad regex",
+        GOOD_HEAD + "  - name: /a\n    error_rate: {good: 1}\n  - regex: '/Echo/(Bidi'\n    error_rate: {good: 1}\n",
+        5,
+        "rules[1].regex",
+        "bad regular expression",
+    ),
+    (
+        "duplicate key",
+        GOOD_HEAD + "  - name: /a\n    error_rate: {good: 1}\n    error_rate: {good: 2}\n",
+        5,
+        "rules[0].error_rate",
+        "duplicate key",
+    ),
+    (
+        "two selectors",
+        GOOD_HEAD + "  - name: /a\n    match: /a*\n    error_rate: {good: 1}\n",
+        3,
+        "rules[0]",
+        "exactly one of 'name', 'match' or 'regex'",
+    ),
+    (
+        "error rate above 100 %",
+        GOOD_HEAD + "  - name: Aggregated\n    error_rate: {acceptable: 150}\n",
+        4,
+        "rules[0].error_rate.acceptable",
+        "above 100",
+    ),
+    ("fail_at not a grade", "grades: [ok]\nfail_at: bad\nrules: []\n", 2, "fail_at", "fail_at 'bad' must be one of"),
+    ("missing rules", "grades: [ok]\n", 1, "", "missing required key 'rules'"),
+    ("rule without metrics", GOOD_HEAD + "  - name: /a\n    type: grpc\n", 3, "rules[0]", "needs at least one of"),
+]
+
+
+@pytest.mark.parametrize(("kind", "text", "line", "key_path", "problem"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_a_bad_file_is_reported_with_line_and_key_path(
+    tmp_path: Path, kind: str, text: str, line: int, key_path: str, problem: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ThresholdsFileError) as caught:
+        load_thresholds(path)
+    error = caught.value
+    assert (error.line, error.key_path) == (line, key_path), str(error)
+    assert problem in error.problem
+    message = str(error)
+    assert message.startswith(f"{path}:{line}:")
+    assert "\n" not in message
+
+
+def test_a_missing_file_is_named() -> None:
+    with pytest.raises(ThresholdsFileError, match=r"^/nonexistent/t\.yaml: cannot read file: No such file"):
+        load_thresholds("/nonexistent/t.yaml")
+
+
+def test_an_empty_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "empty.yaml").write_text("# nothing here\n")
+    with pytest.raises(ThresholdsFileError, match="the file is empty"):
+        load_thresholds(tmp_path / "empty.yaml")
+
+
+def test_the_shipped_thresholds_file_is_valid() -> None:
+    spec = load_thresholds(REPO_ROOT / "thresholds.yaml")
+    labels = {rule.label for rule in spec.rules}
+    for endpoint in (
+        "/loadtest.v1.Hello/SayHello",
+        "/loadtest.v1.Compute/Hash",
+        "/loadtest.v1.Echo/Echo",
+        "/loadtest.v1.Stream/Subscribe",
+        "echo",
+        "compute",
+        "stream",
+        "ping",
+        "Aggregated",
+    ):
+        assert endpoint in labels
+    assert spec.grades == ("excellent", "good", "acceptable")
+    assert not spec.strict
+    for rule in spec.rules:
+        if rule.label in {"echo", "compute", "stream", "ping"}:
+            assert rule.selector.request_type == "ws"
+    aggregated = next(rule for rule in spec.rules if rule.selector.is_aggregated)
+    assert [m.metric for m in aggregated.metrics] == [Metric.ERROR_RATE]

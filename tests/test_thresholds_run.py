@@ -1,0 +1,368 @@
+"""The gate end to end: real locust processes (local, and master + two workers) against the reference gRPC
+backend on loopback; faults injected by metadata give the errors and latency. Reports are read back with
+parsers; bad files must stop the process with exit code 2 before any user starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from loadtest.v1 import loadtest_pb2 as pb
+from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
+from locust_ext.testing import Backend
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfiles_for_tests" / "thresholds_grpc.py"
+HELLO = "/loadtest.v1.Hello/SayHello"
+USERS = 4
+RUN_TIMEOUT_S = 60
+
+GATE = """\
+grades: [excellent, good, acceptable]
+live_interval: 0.5
+rules:
+  - name: /loadtest.v1.Hello/SayHello
+    type: grpc
+    response_time: {stat: p95, excellent: 50, good: 200, acceptable: 1000}
+    error_rate: {excellent: 0.1, good: 0.5, acceptable: 1.0}
+    throughput: {acceptable: 1, exclude_first: 1}
+  - match: "/loadtest.v1.*"
+    response_time: {stat: p99, acceptable: 2000}
+  - name: Aggregated
+    error_rate: {acceptable: 1.0}
+"""
+#: SayHello may get at most 50 % slower than in the baseline run.
+BASELINE_RULE = """\
+  - match: "/loadtest.v1.Hello/*"
+    response_time: {stat: p95, baseline: {acceptable: 50}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def locust(*args: str) -> list[str]:
+    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args]
+
+
+def headless(run_time: str = "3s") -> list[str]:
+    return ["--headless", "-u", str(USERS), "-r", str(USERS), "-t", run_time]
+
+
+def run(command: Sequence[str], backend: Backend, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "THRESHOLDS_PROBE_TARGET": backend.address, **env}
+    return subprocess.run(
+        list(command), cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
+
+
+@contextmanager
+def started(command: Sequence[str], backend: Backend, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """A background locust process, always ended."""
+    environment = {**os.environ, "THRESHOLDS_PROBE_TARGET": backend.address, **env}
+    process = subprocess.Popen(
+        list(command), cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def server_calls(backend: Backend, *, reset: bool = False) -> int:
+    """Calls the backend's handlers received (all methods), read from its Admin service."""
+    with grpc.insecure_channel(backend.address) as channel:
+        admin = pb_grpc.AdminStub(channel)
+        counters = (
+            admin.ResetCounters(pb.ResetCountersRequest()) if reset else admin.GetCounters(pb.GetCountersRequest())
+        )
+    return sum(method.received for method in counters.methods.values())
+
+
+def results_by(document: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {
+        (r["rule"], r["entry"], f"{r['metric']} {r['stat']}" if r["stat"] else r["metric"]): r
+        for r in document["results"]
+    }
+
+
+def aggregated_requests(document: dict[str, Any]) -> int:
+    return int(results_by(document)[("Aggregated", "Aggregated", "error_rate")]["requests"])
+
+
+@pytest.fixture(scope="module")
+def gate_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gate") / "gate.yaml"
+    path.write_text(GATE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def passing_run(
+    grpc_backend: Backend, gate_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[subprocess.CompletedProcess[str], Path, int]:
+    """A clean local run: flags from the environment and a Locust config file, every report format."""
+    out = tmp_path_factory.mktemp("pass")
+    config = out / "locust.conf"
+    reports = [out / "reports" / f"gate.{ext}" for ext in ("json", "xml", "md", "html")]
+    config.write_text(f"thresholds-report = [{', '.join(str(p) for p in reports)}]\n")
+    server_calls(grpc_backend, reset=True)
+    result = run(locust("--config", str(config), *headless()), grpc_backend, LOCUST_THRESHOLDS=str(gate_file))
+    return result, out / "reports", server_calls(grpc_backend)
+
+
+def test_a_clean_local_run_passes_with_exit_code_0(
+    passing_run: tuple[subprocess.CompletedProcess[str], Path, int],
+) -> None:
+    result, _, _ = passing_run
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Thresholds PASSED" in result.stdout
+    assert "response_time p95" in result.stdout
+
+
+def test_the_json_report_counts_what_the_server_saw(
+    passing_run: tuple[subprocess.CompletedProcess[str], Path, int],
+) -> None:
+    _, reports, server_received = passing_run
+    document = json.loads((reports / "gate.json").read_text())
+    assert document["schema"] == "locust-ext/thresholds-report/v1"
+    assert document["passed"] is True and document["final"] is True and document["aborted"] is None
+    assert document["run"]["mode"] == "local"
+    assert document["grades"] == ["excellent", "good", "acceptable", "poor"]
+    rows = results_by(document)
+    hello = rows[(HELLO, f"grpc {HELLO}", "response_time p95")]
+    assert hello["grade"] in ("excellent", "good") and hello["outcome"] == "pass"
+    assert hello["limits"] == {"excellent": 50, "good": 200, "acceptable": 1000}
+    # The glob grades each method it matches on its own.
+    assert {entry for rule, entry, _ in rows if rule == "/loadtest.v1.*"} == {
+        f"grpc {HELLO}",
+        "grpc /loadtest.v1.Compute/Hash",
+    }
+    # A graceful stop may cut calls the server already received, at most one per user.
+    counted = aggregated_requests(document)
+    assert server_received - USERS <= counted <= server_received
+    assert counted > 0
+
+
+def test_the_junit_report_has_one_testcase_per_result(
+    passing_run: tuple[subprocess.CompletedProcess[str], Path, int],
+) -> None:
+    _, reports, _ = passing_run
+    document = json.loads((reports / "gate.json").read_text())
+    suite = ET.parse(reports / "gate.xml").getroot().find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert len(cases) == len(document["results"]) == int(suite.get("tests", "-1"))
+    assert suite.get("failures") == "0"
+    assert not suite.findall(".//failure")
+    assert f"grpc {HELLO} response_time p95" in {case.get("name") for case in cases}
+
+
+def test_markdown_and_html_reports(passing_run: tuple[subprocess.CompletedProcess[str], Path, int]) -> None:
+    _, reports, _ = passing_run
+    markdown = (reports / "gate.md").read_text()
+    assert markdown.startswith("## Thresholds PASSED")
+    assert f"| {HELLO} | grpc {HELLO} | response_time p95 |" in markdown
+    page = (reports / "gate.html").read_text()
+    assert page.startswith("<!doctype html>") and "</html>" in page
+    assert "background:hsl(" in page  # coloured grades
+
+
+def test_faults_fail_the_gate_with_exit_code_3_and_baseline_limits(
+    grpc_backend: Backend, passing_run: tuple[subprocess.CompletedProcess[str], Path, int], tmp_path: Path
+) -> None:
+    """Locust alone would exit 1 for failed requests; the gate decides 3. The baseline rule fails on latency."""
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(GATE + BASELINE_RULE)
+    report = tmp_path / "gate.json"
+    junit = tmp_path / "gate.xml"
+    baseline = passing_run[1] / "gate.json"
+    args = ["--thresholds", str(gate), "--thresholds-baseline", str(baseline)]
+    args += ["--thresholds-report", str(report), "--thresholds-report", str(junit)]
+    result = run(
+        locust(*args, *headless()),
+        grpc_backend,
+        THRESHOLDS_FAULT_STATUS="UNAVAILABLE",
+        THRESHOLDS_FAULT_RATE="0.3",
+        THRESHOLDS_FAULT_DELAY_MS="20",
+    )
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "Thresholds FAILED" in result.stdout
+    document = json.loads(report.read_text())
+    assert document["passed"] is False
+    rows = results_by(document)
+    error_rate = rows[(HELLO, f"grpc {HELLO}", "error_rate")]
+    assert error_rate["grade"] == "poor" and error_rate["outcome"] == "fail"
+    assert 10 < error_rate["observed"] < 50
+    relative = rows[("/loadtest.v1.Hello/*", f"grpc {HELLO}", "response_time p95")]
+    assert relative["baseline"]["value"] > 0
+    assert relative["observed"] > relative["baseline"]["limits"]["acceptable"]
+    assert relative["outcome"] == "fail"
+    failures = ET.parse(junit).getroot().findall(".//failure")
+    messages = [failure.get("message", "") for failure in failures]
+    assert any(message.startswith("error_rate observed") and "grade poor" in message for message in messages)
+
+
+def test_abort_on_fail_stops_the_run_early(grpc_backend: Backend, tmp_path: Path) -> None:
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(
+        "grades: [ok]\nlive_interval: 0.5\nrules:\n  - name: Aggregated\n"
+        "    error_rate: {ok: 1}\n    abort_on_fail: {delay: 1, window: 2}\n"
+    )
+    report = tmp_path / "gate.json"
+    run_time_s = 60
+    args = ["--thresholds", str(gate), "--thresholds-report", str(report)]
+    result = run(
+        locust(*args, *headless(f"{run_time_s}s")),
+        grpc_backend,
+        THRESHOLDS_FAULT_STATUS="INTERNAL",
+        THRESHOLDS_FAULT_RATE="0.5",
+    )
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "abort_on_fail stops the run" in result.stderr
+    document = json.loads(report.read_text())
+    assert document["aborted"]["rule"] == "Aggregated"
+    assert "over the last 2 s" in document["aborted"]["message"]
+    assert document["run"]["duration_s"] < run_time_s / 2
+
+
+def _distributed_run(backend: Backend, gate: Path, report: Path, **env: str) -> tuple[int, dict[str, Any], int]:
+    port = free_port()
+    worker = locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
+    master = locust(
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        str(port),
+        "--expect-workers",
+        "2",
+        "--thresholds",
+        str(gate),
+        "--thresholds-report",
+        str(report),
+        *headless(),
+    )
+    server_calls(backend, reset=True)
+    with started(master, backend, **env) as head, started(worker, backend, **env), started(worker, backend, **env):
+        head.wait(RUN_TIMEOUT_S)
+        code = head.returncode
+    return code, json.loads(report.read_text()), server_calls(backend)
+
+
+def test_distributed_verdict_counts_every_workers_requests(
+    grpc_backend: Backend, gate_file: Path, tmp_path: Path
+) -> None:
+    code, document, server_received = _distributed_run(grpc_backend, gate_file, tmp_path / "pass.json")
+    assert code == 0
+    assert document["run"]["mode"] == "master" and document["run"]["workers"] == 2
+    counted = aggregated_requests(document)
+    assert server_received - USERS <= counted <= server_received
+
+    code, document, _ = _distributed_run(
+        grpc_backend,
+        gate_file,
+        tmp_path / "fail.json",
+        THRESHOLDS_FAULT_STATUS="UNAVAILABLE",
+        THRESHOLDS_FAULT_RATE="0.3",
+    )
+    assert code == 3
+    assert document["passed"] is False
+
+
+@pytest.mark.parametrize(
+    ("gate_text", "extra_args", "expected"),
+    [
+        (
+            GATE.replace("stat: p95", "stat: p97.5th"),
+            (),
+            "gate.yaml:6: rules[0].response_time.stat: unknown stat 'p97.5th'",
+        ),
+        (
+            GATE.replace("good: 0.5", "good: 5"),
+            (),
+            "gate.yaml:7: rules[0].error_rate.acceptable: good (5) must be stricter",
+        ),
+        (None, (), "missing.yaml: cannot read file"),
+        (GATE, ("--thresholds-report", "gate.pdf"), "--thresholds-report gate.pdf: unsupported extension"),
+    ],
+    ids=["unknown stat", "limits out of order", "missing file", "bad report extension"],
+)
+def test_a_bad_file_exits_2_before_any_user_starts(
+    grpc_backend: Backend, tmp_path: Path, gate_text: str | None, extra_args: tuple[str, ...], expected: str
+) -> None:
+    gate = tmp_path / ("gate.yaml" if gate_text is not None else "missing.yaml")
+    if gate_text is not None:
+        gate.write_text(gate_text)
+    server_calls(grpc_backend, reset=True)
+    result = run(locust("--thresholds", str(gate), *extra_args, *headless()), grpc_backend)
+    assert result.returncode == 2
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error_lines) == 1 and expected in error_lines[0], result.stderr[-2000:]
+    assert "Ramping to" not in result.stderr
+    assert server_calls(grpc_backend) == 0
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _wait_for(url: str, deadline: float) -> None:
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_the_web_ui_has_a_live_thresholds_tab(grpc_backend: Backend, gate_file: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = locust(
+        "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "2", "-r", "2", "-t", "30s"
+    )
+    command += ["--thresholds", str(gate_file)]
+    with started(command, grpc_backend) as process:
+        deadline = time.monotonic() + 30
+        _wait_for(base + "/", deadline)
+        with urllib.request.urlopen(base + "/", timeout=5) as response:
+            page = response.read().decode()
+        assert '"extended_tabs": [{"key": "thresholds", "title": "Thresholds"}]' in page
+        rows: list[dict[str, str]] = []
+        while not any(row["grade"] != "-" for row in rows) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            stats = _get_json(base + "/stats/requests")
+            tab = [item for item in stats["extended_stats"] if item["key"] == "thresholds"]
+            rows = tab[0]["data"]
+        hello = next(row for row in rows if row["rule"] == HELLO and row["metric"] == "response_time p95")
+        assert hello["grade"] in ("excellent", "good")
+        assert hello["outcome"] == "PASS"
+        verdict = _get_json(base + "/thresholds")
+        assert verdict["schema"] == "locust-ext/thresholds-report/v1"
+        assert verdict["final"] is False
+        assert any(result["requests"] > 0 for result in verdict["results"])
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(RUN_TIMEOUT_S) == 0
