@@ -3,15 +3,12 @@
 Importing this package registers the suite's command-line flags and listeners with Locust.
 """
 
-from locust_ext.grpc.gevent_support import init_grpc_gevent
-
-init_grpc_gevent()
-
-from locust_ext import plugin  # noqa: E402
+from locust_ext import plugin
+from locust_ext.grpc import GrpcCallError, GrpcUser
 from locust_ext.statsd import publish_gauge
 from locust_ext.thresholds import ThresholdGate, graded_event, load_thresholds
 
-__all__: list[str] = ["ThresholdGate", "graded_event", "load_thresholds", "publish_gauge"]
+__all__: list[str] = ["GrpcCallError", "GrpcUser", "ThresholdGate", "graded_event", "load_thresholds", "publish_gauge"]
 __version__ = "0.1.0"
 
 plugin.register()

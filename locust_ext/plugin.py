@@ -20,6 +20,14 @@ def _features() -> list[tuple[Callable[..., None], Callable[..., None]]]:
     """(add_arguments, on_init) of every feature, in registration order."""
     features: list[tuple[Callable[..., None], Callable[..., None]]] = []
     # FEATURES: one block per feature module below; keep each feature's lines together.
+    # Latency resolution: sub-millisecond histogram buckets (--latency-buckets).
+    from locust_ext import latency
+
+    features.append((latency.add_arguments, latency.on_init))
+    # gRPC user: GrpcUser classes' configuration checked before any user spawns.
+    from locust_ext.grpc import locust_hooks as grpc_hooks
+
+    features.append((grpc_hooks.add_arguments, grpc_hooks.on_init))
     # StatsD mirror: --statsd-* flags; request timers/counters and run gauges to StatsD.
     from locust_ext import statsd
 
@@ -37,6 +45,9 @@ def register() -> None:
     if _registered:
         return
     _registered = True
+    from locust_ext import latency
+
+    latency.install()
     for add_arguments, on_init in _features():
         events.init_command_line_parser.add_listener(add_arguments)
         events.init.add_listener(on_init)

@@ -1,0 +1,396 @@
+"""A grpc.Channel wrapper whose multicallables record one Locust request event per call, for all four kinds.
+
+Stubs built on a :class:`RecordingChannel` behave like ordinary grpc stubs; each call additionally fires
+``request_type="grpc"`` with ``name`` = the method path. A failed call is recorded, then raised into the
+task as :class:`~locust_ext.grpc.errors.GrpcCallError` (a ``grpc.RpcError``). Extra events carry their own
+request types (see ``EXTRA_EVENT_TYPES``); their names are the method path too.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from locust.event import EventHook
+
+from locust_ext.grpc.errors import GrpcCallError
+
+__all__ = [
+    "EXTRA_EVENT_TYPES",
+    "FIRST_MESSAGE",
+    "MESSAGE_LATENCY",
+    "MESSAGE_ROUND_TRIP",
+    "REQUEST_TYPE",
+    "CallRecorder",
+    "RecordedStream",
+    "RecordingChannel",
+    "sent_at_unix_nanos",
+]
+
+REQUEST_TYPE = "grpc"
+#: Time from the start of a streaming call to its first response message.
+FIRST_MESSAGE = "grpc-first-message"
+#: Per server-stream message: receive time minus the send time the message carries (see ``send_time``).
+MESSAGE_LATENCY = "grpc-message-latency"
+#: Per bidi reply: its arrival minus the moment its request left the request iterator (one reply per request).
+MESSAGE_ROUND_TRIP = "grpc-message-rtt"
+EXTRA_EVENT_TYPES = (FIRST_MESSAGE, MESSAGE_LATENCY, MESSAGE_ROUND_TRIP)
+
+Metadata = Sequence[tuple[str, str | bytes]]
+SendTime = Callable[[Any], float | None]
+
+_DEFAULT: Any = object()  # "use the user's default timeout"; None means no deadline
+
+
+def sent_at_unix_nanos(message: Any) -> float | None:
+    """Send time (Unix seconds) from a ``sent_at_unix_nanos`` field, as the reference backend's messages carry."""
+    nanos = getattr(message, "sent_at_unix_nanos", None)
+    return nanos / 1e9 if nanos else None
+
+
+def _size(message: Any) -> int:
+    byte_size = getattr(message, "ByteSize", None)
+    return byte_size() if byte_size is not None else 0
+
+
+class CallRecorder:
+    """One user's recording state: where events go, default deadline and metadata, the call-name override."""
+
+    def __init__(
+        self,
+        request_event: EventHook,
+        *,
+        context: Callable[[], dict[str, Any]] = dict,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        send_time: SendTime | None = sent_at_unix_nanos,
+        bidi_round_trips: bool = True,
+    ) -> None:
+        self.request_event = request_event
+        self.context = context
+        self.timeout = timeout
+        self.metadata = tuple(metadata)
+        self.send_time = send_time
+        self.bidi_round_trips = bidi_round_trips
+        #: When set, calls are recorded under this name instead of their method path.
+        self.name_override: str | None = None
+        self._open_streams: weakref.WeakSet[RecordedStream] = weakref.WeakSet()
+
+    def fire(
+        self,
+        name: str,
+        started: float,
+        length: int,
+        error: BaseException | None,
+        *,
+        request_type: str = REQUEST_TYPE,
+        extra_context: dict[str, Any] | None = None,
+    ) -> None:
+        """Record one event: the single place this package talks to Locust's request event."""
+        context = self.context()
+        if extra_context:
+            context = {**context, **extra_context}
+        self.request_event.fire(
+            request_type=request_type,
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000.0,
+            response_length=length,
+            exception=error,
+            context=context,
+        )
+
+    def call_options(self, timeout: Any, metadata: Metadata | None) -> tuple[float | None, Metadata | None]:
+        """The deadline and metadata a call really uses: per-call values over the user's defaults."""
+        if timeout is _DEFAULT:
+            timeout = self.timeout
+        if self.metadata:
+            metadata = self.metadata + tuple(metadata or ())
+        return timeout, metadata
+
+    def track(self, stream: RecordedStream) -> None:
+        self._open_streams.add(stream)
+
+    def cancel_open_streams(self, reason: str) -> None:
+        """Cancel (and record as cancelled) every stream still open, e.g. when the user stops."""
+        for stream in list(self._open_streams):
+            stream.cancel(reason)
+
+
+class _WatchedRequests:
+    """The user's request iterator, consumed lazily by grpc; remembers an exception it raised, and send times."""
+
+    def __init__(self, requests: Any, sent_times: deque[float] | None) -> None:
+        self._requests = iter(requests)
+        self._sent_times = sent_times
+        self.error: Exception | None = None
+
+    def __iter__(self) -> _WatchedRequests:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            request = next(self._requests)
+        except StopIteration:
+            raise
+        except Exception as exc:
+            self.error = exc
+            raise
+        if self._sent_times is not None:
+            self._sent_times.append(time.perf_counter())
+        return request
+
+
+def _call_error(error: grpc.RpcError, requests: _WatchedRequests | None) -> GrpcCallError:
+    if requests is not None and requests.error is not None:
+        user_error = requests.error
+        return GrpcCallError(
+            grpc.StatusCode.CANCELLED, f"request iterator raised {type(user_error).__name__}: {user_error}"
+        )
+    return GrpcCallError.from_rpc_error(error)
+
+
+def _cancelled_by_stop(what: str) -> GrpcCallError:
+    return GrpcCallError(grpc.StatusCode.CANCELLED, f"{what} cut short: the user stopped mid-call")
+
+
+class RecordedStream:
+    """Iterator over a streaming call's responses that records the whole call once: at its end, error or cancel.
+
+    A stream the task leaves half-read is cancelled when it is dropped (or when the user stops) and recorded as
+    a ``CANCELLED`` failure. The whole-call event's context carries ``messages`` and ``messages_per_second``.
+    Also a ``grpc.Call``: ``cancel()``, ``code()``, ``details()``, metadata accessors pass through.
+    """
+
+    def __init__(
+        self,
+        recorder: CallRecorder,
+        name: str,
+        started: float,
+        call: Any,
+        requests: _WatchedRequests | None = None,
+        sent_times: deque[float] | None = None,
+    ) -> None:
+        self._recorder = recorder
+        self._name = name
+        self._started = started
+        self._call = call
+        self._requests = requests
+        self._sent_times = sent_times
+        self._messages = 0
+        self._bytes = 0
+        self._done = False
+        recorder.track(self)
+
+    def __iter__(self) -> RecordedStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        try:
+            message = next(self._call)
+        except StopIteration:
+            self._finish(None)
+            raise
+        except grpc.RpcError as error:
+            failure = _call_error(error, self._requests)
+            self._finish(failure)
+            if self._requests is not None and self._requests.error is not None:
+                raise self._requests.error from None
+            raise failure from None
+        except BaseException:  # GreenletExit: the user was stopped while waiting for a message
+            self._call.cancel()
+            self._finish(_cancelled_by_stop(f"stream after {self._messages} messages"))
+            raise
+        self._on_message(message)
+        return message
+
+    def _on_message(self, message: Any) -> None:
+        recorder = self._recorder
+        self._messages += 1
+        size = _size(message)
+        self._bytes += size
+        if self._messages == 1:
+            recorder.fire(self._name, self._started, size, None, request_type=FIRST_MESSAGE)
+        if self._sent_times is not None:
+            if self._sent_times:
+                recorder.fire(self._name, self._sent_times.popleft(), size, None, request_type=MESSAGE_ROUND_TRIP)
+        elif recorder.send_time is not None:
+            sent_at = recorder.send_time(message)
+            if sent_at is not None:
+                # Wall clocks on both sides: only meaningful with synchronised clocks (same host here).
+                age_s = max(0.0, time.time() - sent_at)
+                recorder.fire(self._name, time.perf_counter() - age_s, size, None, request_type=MESSAGE_LATENCY)
+
+    def _finish(self, error: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        elapsed = time.perf_counter() - self._started
+        self._recorder.fire(
+            self._name,
+            self._started,
+            self._bytes,
+            error,
+            extra_context={
+                "messages": self._messages,
+                "messages_per_second": self._messages / elapsed if elapsed > 0 else 0.0,
+            },
+        )
+
+    @property
+    def messages(self) -> int:
+        """Messages received so far."""
+        return self._messages
+
+    def cancel(self, reason: str = "cancelled by the client") -> bool:
+        """Cancel the call if it is still open; record it as a CANCELLED failure. True if it was open."""
+        if self._done:
+            return False
+        self._call.cancel()
+        self._finish(GrpcCallError(grpc.StatusCode.CANCELLED, f"stream {reason} after {self._messages} messages"))
+        return True
+
+    def __enter__(self) -> RecordedStream:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.cancel("left unfinished")
+
+    def __del__(self) -> None:
+        if not self._done:
+            self.cancel("abandoned half-read")
+
+    def __getattr__(self, attribute: str) -> Any:
+        # code(), details(), initial_metadata(), trailing_metadata(), is_active(), time_remaining(), ...
+        return getattr(self._call, attribute)
+
+
+class _Recorded:
+    """Common part of the four recording multicallables."""
+
+    __slots__ = ("_inner", "_method", "_recorder")
+
+    def __init__(self, inner: Any, method: str, recorder: CallRecorder) -> None:
+        self._inner = inner
+        self._method = method
+        self._recorder = recorder
+
+    @property
+    def _name(self) -> str:
+        return self._recorder.name_override or self._method
+
+
+class _RecordedUnaryResponse(_Recorded):
+    """unary-unary and stream-unary: one response; the event fires when it arrives or the call fails."""
+
+    __slots__ = ()
+    _streams_requests = False
+
+    def _invoke(
+        self, call: Callable[..., Any], request: Any, timeout: Any, metadata: Metadata | None, kwargs: Any
+    ) -> Any:
+        recorder = self._recorder
+        name = self._name
+        timeout, metadata = recorder.call_options(timeout, metadata)
+        requests = _WatchedRequests(request, None) if self._streams_requests else None
+        started = time.perf_counter()
+        try:
+            result = call(requests if requests is not None else request, timeout=timeout, metadata=metadata, **kwargs)
+        except grpc.RpcError as error:
+            failure = _call_error(error, requests)
+            recorder.fire(name, started, 0, failure)
+            if requests is not None and requests.error is not None:
+                raise requests.error from None
+            raise failure from None
+        except BaseException:  # GreenletExit: the user was stopped while the call was in flight
+            recorder.fire(name, started, 0, _cancelled_by_stop("call"))
+            raise
+        response = result[0] if isinstance(result, tuple) else result
+        recorder.fire(name, started, _size(response), None)
+        return result
+
+    def __call__(self, request: Any, timeout: Any = _DEFAULT, metadata: Metadata | None = None, **kwargs: Any) -> Any:
+        return self._invoke(self._inner, request, timeout, metadata, kwargs)
+
+    def with_call(
+        self, request: Any, timeout: Any = _DEFAULT, metadata: Metadata | None = None, **kwargs: Any
+    ) -> tuple[Any, grpc.Call]:
+        return self._invoke(self._inner.with_call, request, timeout, metadata, kwargs)
+
+
+class RecordedUnaryUnary(_RecordedUnaryResponse):
+    __slots__ = ()
+
+
+class RecordedStreamUnary(_RecordedUnaryResponse):
+    __slots__ = ()
+    _streams_requests = True
+
+
+class RecordedUnaryStream(_Recorded):
+    __slots__ = ()
+
+    def __call__(
+        self, request: Any, timeout: Any = _DEFAULT, metadata: Metadata | None = None, **kwargs: Any
+    ) -> RecordedStream:
+        recorder = self._recorder
+        timeout, metadata = recorder.call_options(timeout, metadata)
+        started = time.perf_counter()
+        call = self._inner(request, timeout=timeout, metadata=metadata, **kwargs)
+        return RecordedStream(recorder, self._name, started, call)
+
+
+class RecordedStreamStream(_Recorded):
+    __slots__ = ()
+
+    def __call__(
+        self, request_iterator: Any, timeout: Any = _DEFAULT, metadata: Metadata | None = None, **kwargs: Any
+    ) -> RecordedStream:
+        recorder = self._recorder
+        timeout, metadata = recorder.call_options(timeout, metadata)
+        sent_times: deque[float] | None = deque() if recorder.bidi_round_trips else None
+        requests = _WatchedRequests(request_iterator, sent_times)
+        started = time.perf_counter()
+        call = self._inner(requests, timeout=timeout, metadata=metadata, **kwargs)
+        return RecordedStream(recorder, self._name, started, call, requests, sent_times)
+
+
+class RecordingChannel(grpc.Channel):
+    """Wraps a real channel; stubs built on it record every call through ``recorder``."""
+
+    def __init__(self, channel: grpc.Channel, recorder: CallRecorder) -> None:
+        self.channel = channel
+        self.recorder = recorder
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return RecordedUnaryUnary(self.channel.unary_unary(method, *args, **kwargs), method, self.recorder)
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return RecordedUnaryStream(self.channel.unary_stream(method, *args, **kwargs), method, self.recorder)
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return RecordedStreamUnary(self.channel.stream_unary(method, *args, **kwargs), method, self.recorder)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return RecordedStreamStream(self.channel.stream_stream(method, *args, **kwargs), method, self.recorder)
+
+    def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
+        self.channel.subscribe(callback, try_to_connect)
+
+    def unsubscribe(self, callback: Any) -> None:
+        self.channel.unsubscribe(callback)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> RecordingChannel:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+

@@ -1,0 +1,138 @@
+"""GrpcUser: a Locust user whose ``self.stub`` calls are recorded as Locust requests, one event per RPC.
+
+A failed RPC is recorded as a failure and raised into the task as ``GrpcCallError`` (a ``grpc.RpcError``),
+as a real client would see it; left unhandled it ends the task quietly (it is a Locust ``RescheduleTask``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, cast
+
+import grpc
+from gevent import Greenlet
+from gevent.pool import Group
+from locust import User
+from locust.env import Environment
+
+from locust_ext.grpc.channels import ChannelSpec, SharedChannels, open_channel
+from locust_ext.grpc.recording import CallRecorder, RecordingChannel, SendTime, sent_at_unix_nanos
+from locust_ext.grpc.target import parse_target
+
+__all__ = ["GrpcUser", "grpc_user_classes"]
+
+
+class GrpcUser(User):
+    """Base class for gRPC users: set ``host`` and ``stub_class``, call ``self.stub`` in tasks.
+
+    ``self.channel`` is the recording channel (build more stubs on it); ``self.raw_channel`` the plain one.
+    """
+
+    abstract = True
+
+    #: Generated stub class (``svc_pb2_grpc.FooStub``); ``self.stub`` is an instance bound to ``self.channel``.
+    stub_class: ClassVar[type | None] = None
+
+    # Deadlines
+    #: Default deadline of every call, in seconds; a call's own ``timeout=`` wins. None: no deadline.
+    timeout: ClassVar[float | None] = 30.0
+
+    # Metadata
+    #: Sent with every call, before the call's own metadata (e.g. ``(("authorization", "Bearer x"),)``).
+    metadata: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    # Channel
+    #: grpc channel arguments, e.g. ``(("grpc.max_receive_message_length", 64 << 20),)``; keepalive lives here too.
+    channel_options: ClassVar[tuple[tuple[str, Any], ...]] = ()
+    #: Channel-wide compression (``grpc.Compression.Gzip``); None for none.
+    compression: ClassVar[grpc.Compression | None] = None
+    #: None: every user has its own channel and TCP connection. N: the users of a process share N channels.
+    channel_pool_size: ClassVar[int | None] = None
+
+    # TLS (used with a grpcs:// host); paths to PEM files
+    root_certificates: ClassVar[str | None] = None
+    client_certificate: ClassVar[str | None] = None
+    client_key: ClassVar[str | None] = None
+    #: Name to verify the server certificate against, when it differs from the host dialled.
+    server_name_override: ClassVar[str | None] = None
+
+    # Streams
+    #: Extracts a message's send time (Unix seconds) for per-message latency; None turns those events off.
+    stream_send_time: ClassVar[SendTime | None] = staticmethod(sent_at_unix_nanos)
+    #: Record a round trip per bidi reply (assumes one reply per request, in order).
+    bidi_round_trips: ClassVar[bool] = True
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        spec = self.channel_spec(self.host)
+        self._recorder = CallRecorder(
+            environment.events.request,
+            context=self.context,
+            timeout=self.timeout,
+            metadata=self.metadata,
+            send_time=cast(SendTime | None, self.stream_send_time),  # staticmethod: no self bound
+            bidi_round_trips=self.bidi_round_trips,
+        )
+        self._shared: SharedChannels | None = None
+        if self.channel_pool_size:
+            self._shared, self.raw_channel = SharedChannels.acquire(spec, self.channel_pool_size)
+        else:
+            self.raw_channel = open_channel(spec)
+        self.channel = RecordingChannel(self.raw_channel, self._recorder)
+        self.stub: Any = self.stub_class(self.channel) if self.stub_class is not None else None
+        self._closed = False
+
+    @classmethod
+    def channel_spec(cls, host: str | None) -> ChannelSpec:
+        """The channel this class opens for ``host``; raises GrpcConfigError naming what is wrong."""
+        spec = ChannelSpec(
+            target=parse_target(host, owner=cls.__name__),
+            options=tuple(cls.channel_options),
+            compression=cls.compression,
+            root_certificates=cls.root_certificates,
+            client_certificate=cls.client_certificate,
+            client_key=cls.client_key,
+            server_name_override=cls.server_name_override,
+            owner=cls.__name__,
+        )
+        spec.validate()
+        return spec
+
+    @classmethod
+    def check_config(cls, host: str | None) -> None:
+        """Validate the class for ``host`` before any user is spawned (called by the plugin at init)."""
+        cls.channel_spec(host)
+        if cls.channel_pool_size is not None and cls.channel_pool_size < 1:
+            raise ValueError(f"{cls.__name__}.channel_pool_size must be None or >= 1, not {cls.channel_pool_size}")
+
+    @contextmanager
+    def call_name(self, name: str) -> Iterator[None]:
+        """Record the calls made inside the block under ``name`` instead of their method path."""
+        previous = self._recorder.name_override
+        self._recorder.name_override = name
+        try:
+            yield
+        finally:
+            self._recorder.name_override = previous
+
+    def start(self, group: Group) -> Greenlet:
+        greenlet = super().start(group)
+        # However the user ends (task done, graceful stop, kill), its streams are settled and its channel closed.
+        greenlet.link(self._close)
+        return greenlet
+
+    def _close(self, _greenlet: Any = None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._recorder.cancel_open_streams("cancelled: the user stopped")
+        if self._shared is not None:
+            self._shared.release()
+        else:
+            self.raw_channel.close()
+
+
+def grpc_user_classes(user_classes: list[type[User]]) -> list[type[GrpcUser]]:
+    """The GrpcUser subclasses among a run's user classes."""
+    return [cls for cls in user_classes if isinstance(cls, type) and issubclass(cls, GrpcUser)]

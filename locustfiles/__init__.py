@@ -1,0 +1,1 @@
+"""Example locustfiles; Locust loads each by path (``locust -f locustfiles/grpc.py``)."""
