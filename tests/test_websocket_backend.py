@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import signal
 import socket
 import ssl
 import subprocess
@@ -381,13 +382,15 @@ def test_wss_with_a_self_signed_certificate(tmp_path: Path) -> None:
 # Lifecycle and startup errors
 
 
-def test_sigterm_closes_open_connections_with_1001() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_closes_open_connections_with_1001(signum: signal.Signals) -> None:
     with running_backend("websocket") as backend, sync_connect(backend.url) as client:
         client.send(json.dumps({"type": "echo", "id": 1}))
         client.recv(timeout=10)
-        assert backend.stop() == 0
+        backend.process.send_signal(signum)
         with pytest.raises(ConnectionClosedOK) as closed:
             client.recv(timeout=10)
+        assert backend.process.wait(10) == 0
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
 
 
