@@ -171,6 +171,15 @@ def test_counts_from_concurrent_clients_add_up(ws_backend: Backend) -> None:
     assert tallies["received_binary"] == tallies["sent_binary"] == clients
 
 
+def test_compression_is_offered_only_with_the_flag(ws_backend: Backend) -> None:
+    with sync_connect(ws_backend.url) as plain:
+        assert plain.protocol.extensions == []
+    with running_backend("websocket", ["--compression"]) as backend, sync_connect(backend.url) as deflated:
+        assert [extension.name for extension in deflated.protocol.extensions] == ["permessage-deflate"]
+        deflated.send(json.dumps({"type": "echo", "id": 1, "payload": "z" * 5000}))
+        assert json.loads(deflated.recv(timeout=10))["payload"] == "z" * 5000
+
+
 # Counters
 
 
