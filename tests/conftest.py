@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
 
-import pytest
+# Tests start backends (fork + exec) while gRPC calls are in flight; grpc's fork handlers are for processes that
+# keep running grpc after fork, and only get in the way of an exec.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from locust_ext.testing import Backend, running_backend
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+from locust_ext.testing import Backend, running_backend  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import gevent
 import grpc
 from locust.event import EventHook
 
@@ -69,6 +70,7 @@ class CallRecorder:
         metadata: Metadata = (),
         send_time: SendTime | None = sent_at_unix_nanos,
         bidi_round_trips: bool = True,
+        unavailable_backoff: tuple[float, float] | None = (0.05, 1.0),
     ) -> None:
         self.request_event = request_event
         self.context = context
@@ -76,6 +78,8 @@ class CallRecorder:
         self.metadata = tuple(metadata)
         self.send_time = send_time
         self.bidi_round_trips = bidi_round_trips
+        self.unavailable_backoff = unavailable_backoff
+        self._backoff_s = 0.0
         #: When set, calls are recorded under this name instead of their method path.
         self.name_override: str | None = None
         self._open_streams: weakref.WeakSet[RecordedStream] = weakref.WeakSet()
@@ -102,6 +106,20 @@ class CallRecorder:
             exception=error,
             context=context,
         )
+
+    def pause_if_unavailable(self, error: GrpcCallError) -> None:
+        """After UNAVAILABLE, pause this user (doubling up to a cap) so a dead server is not hammered in a hot loop.
+
+        The failure is already recorded; the pause is not part of its response time. Success resets the pause.
+        """
+        if self.unavailable_backoff is None or error.code() is not grpc.StatusCode.UNAVAILABLE:
+            return
+        first, cap = self.unavailable_backoff
+        self._backoff_s = min(cap, self._backoff_s * 2 if self._backoff_s else first)
+        gevent.sleep(self._backoff_s)
+
+    def call_succeeded(self) -> None:
+        self._backoff_s = 0.0
 
     def call_options(self, timeout: Any, metadata: Metadata | None) -> tuple[float | None, Metadata | None]:
         """The deadline and metadata a call really uses: per-call values over the user's defaults."""
@@ -195,12 +213,14 @@ class RecordedStream:
             message = next(self._call)
         except StopIteration:
             self._finish(None)
+            self._recorder.call_succeeded()
             raise
         except grpc.RpcError as error:
             failure = _call_error(error, self._requests)
             self._finish(failure)
             if self._requests is not None and self._requests.error is not None:
                 raise self._requests.error from None
+            self._recorder.pause_if_unavailable(failure)
             raise failure from None
         except BaseException:  # GreenletExit: the user was stopped while waiting for a message
             self._call.cancel()
@@ -291,36 +311,41 @@ class _RecordedUnaryResponse(_Recorded):
     __slots__ = ()
     _streams_requests = False
 
-    def _invoke(
-        self, call: Callable[..., Any], request: Any, timeout: Any, metadata: Metadata | None, kwargs: Any
-    ) -> Any:
+    def _invoke(self, request: Any, timeout: Any, metadata: Metadata | None, kwargs: Any) -> tuple[Any, grpc.Call]:
         recorder = self._recorder
         name = self._name
         timeout, metadata = recorder.call_options(timeout, metadata)
         requests = _WatchedRequests(request, None) if self._streams_requests else None
         started = time.perf_counter()
+        # future(), not a blocking call: a user stopped mid-call must be able to cancel it, or grpc keeps the
+        # call (and its connection) alive with nobody left to collect the result.
+        future = self._inner.future(
+            requests if requests is not None else request, timeout=timeout, metadata=metadata, **kwargs
+        )
         try:
-            result = call(requests if requests is not None else request, timeout=timeout, metadata=metadata, **kwargs)
+            response = future.result()
         except grpc.RpcError as error:
             failure = _call_error(error, requests)
             recorder.fire(name, started, 0, failure)
             if requests is not None and requests.error is not None:
                 raise requests.error from None
+            recorder.pause_if_unavailable(failure)
             raise failure from None
         except BaseException:  # GreenletExit: the user was stopped while the call was in flight
+            future.cancel()
             recorder.fire(name, started, 0, _cancelled_by_stop("call"))
             raise
-        response = result[0] if isinstance(result, tuple) else result
         recorder.fire(name, started, _size(response), None)
-        return result
+        recorder.call_succeeded()
+        return response, future
 
     def __call__(self, request: Any, timeout: Any = _DEFAULT, metadata: Metadata | None = None, **kwargs: Any) -> Any:
-        return self._invoke(self._inner, request, timeout, metadata, kwargs)
+        return self._invoke(request, timeout, metadata, kwargs)[0]
 
     def with_call(
         self, request: Any, timeout: Any = _DEFAULT, metadata: Metadata | None = None, **kwargs: Any
     ) -> tuple[Any, grpc.Call]:
-        return self._invoke(self._inner.with_call, request, timeout, metadata, kwargs)
+        return self._invoke(request, timeout, metadata, kwargs)
 
 
 class RecordedUnaryUnary(_RecordedUnaryResponse):
@@ -393,4 +418,3 @@ class RecordingChannel(grpc.Channel):
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-

@@ -38,6 +38,10 @@ class GrpcUser(User):
     #: Default deadline of every call, in seconds; a call's own ``timeout=`` wins. None: no deadline.
     timeout: ClassVar[float | None] = 30.0
 
+    #: After an UNAVAILABLE failure the user pauses (initial, cap) seconds, doubling, so a dead server is not
+    #: hammered in a hot loop; None disables it. The pause is not counted in any response time.
+    unavailable_backoff: ClassVar[tuple[float, float] | None] = (0.05, 1.0)
+
     # Metadata
     #: Sent with every call, before the call's own metadata (e.g. ``(("authorization", "Bearer x"),)``).
     metadata: ClassVar[tuple[tuple[str, str], ...]] = ()
@@ -65,7 +69,7 @@ class GrpcUser(User):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        spec = self.channel_spec(self.host)
+        spec = self.channel_spec(environment.host or self.host)
         self._recorder = CallRecorder(
             environment.events.request,
             context=self.context,
@@ -73,6 +77,7 @@ class GrpcUser(User):
             metadata=self.metadata,
             send_time=cast(SendTime | None, self.stream_send_time),  # staticmethod: no self bound
             bidi_round_trips=self.bidi_round_trips,
+            unavailable_backoff=self.unavailable_backoff,
         )
         self._shared: SharedChannels | None = None
         if self.channel_pool_size:
