@@ -8,11 +8,11 @@ import os
 # keep running grpc after fork, and only get in the way of an exec.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterator
 
-import pytest  # noqa: E402
+import pytest
 
-from locust_ext.testing import Backend, running_backend  # noqa: E402
+from locust_ext.testing import Backend, running_backend
 
 
 @pytest.fixture(scope="module")

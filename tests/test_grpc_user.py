@@ -254,12 +254,12 @@ def test_tls_and_mtls_users(tmp_path: Path) -> None:
         client_key = str(pki.client_key)
 
     with running_backend("grpc", server_tls) as backend:
-        env, recorded = environment_for(Tls, host=f"grpcs://{backend.address}")
+        env, _recorded = environment_for(Tls, host=f"grpcs://{backend.address}")
         user = Tls(env)
         assert user.stub.SayHello(pb.HelloRequest(name="tls")).message == "Hello, tls!"
         user._close()
     with running_backend("grpc", [*server_tls, "--tls-client-ca", str(pki.ca_cert)]) as backend:
-        env, recorded = environment_for(Mtls, Tls, host=f"grpcs://{backend.address}")
+        env, _recorded = environment_for(Mtls, Tls, host=f"grpcs://{backend.address}")
         user = Mtls(env)
         assert user.stub.SayHello(pb.HelloRequest(name="m")).message == "Hello, m!"
         anonymous = Tls(env)
