@@ -36,6 +36,10 @@ def _features() -> list[tuple[Callable[..., None], Callable[..., None]]]:
     from locust_ext.thresholds import locust_hooks as thresholds
 
     features.append((thresholds.add_arguments, thresholds.on_init))
+    # Load shapes: --stages / --shape build the run's LoadTestShape (checked before load, web UI parameters).
+    from locust_ext import shapes
+
+    features.append((shapes.add_arguments, shapes.on_init))
     return features
 
 
