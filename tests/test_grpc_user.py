@@ -381,3 +381,55 @@ def test_server_restart_mid_run_failures_bounded_then_recovery(tmp_path: Path) -
     assert len(failures) < 200, len(failures)
     after = [e for e in recorded.events[recovered_at:] if e["exception"] is None]
     assert len(after) > 50
+
+
+class Dynamic(GrpcUser):
+    """No stub_class: everything goes through reflection."""
+
+
+def test_reflection_calls_all_four_kinds_recorded_like_stub_calls(grpc_backend: Backend) -> None:
+    from google.protobuf.json_format import MessageToDict
+
+    user, recorded = one_user(Dynamic, grpc_backend)
+    reply = user.client.call("loadtest.v1.Hello/SayHello", {"name": "dyn"})
+    assert MessageToDict(reply) == {"message": "Hello, dyn!"}
+    assert user.client.call("/loadtest.v1.Hello/SayHello", '{"name": "json"}').message == "Hello, json!"
+    stream = user.client.stream("loadtest.v1.Stream.Subscribe", {"count": 3})
+    assert [m.seq for m in stream] == [0, 1, 2]
+    summary = user.client.call("loadtest.v1.Echo/EchoClientStream", [{"payload": "YWI="}] * 2)
+    assert (summary.message_count, summary.total_bytes) == (2, 4)
+    echoed = [m.payload for m in user.client.stream("loadtest.v1.Echo/EchoBidi", [{"payload": "eA=="}] * 3)]
+    assert echoed == [b"x"] * 3
+    names = [e["name"] for e in recorded.of("grpc")]
+    assert names == [
+        HELLO,
+        HELLO,
+        SUBSCRIBE,
+        "/loadtest.v1.Echo/EchoClientStream",
+        "/loadtest.v1.Echo/EchoBidi",
+    ]
+    assert all(e["exception"] is None for e in recorded.of("grpc"))
+    with pytest.raises(GrpcCallError) as caught:
+        user.client.call("loadtest.v1.Hello/SayHello", {}, metadata=[("x-fault-status", "NOT_FOUND")])
+    assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+    user._close()
+
+
+@pytest.mark.parametrize(
+    ("method", "message", "expected"),
+    [
+        ("NoSlash", {}, "expected 'package.Service/Method'"),
+        ("loadtest.v1.Nope/SayHello", {}, "does not know loadtest.v1.Nope"),
+        ("loadtest.v1.Hello/Nope", {}, "has no method Nope"),
+        ("loadtest.v1.Hello/SayHello", {"nam": "x"}, "bad message"),
+        ("loadtest.v1.Hello/SayHello", "{not json", "bad JSON"),
+    ],
+)
+def test_reflection_bad_input_names_the_problem(
+    grpc_backend: Backend, method: str, message: dict[str, Any] | str, expected: str
+) -> None:
+    user, recorded = one_user(Dynamic, grpc_backend)
+    with pytest.raises(GrpcConfigError, match=expected):
+        user.client.call(method, message)
+    assert recorded.events == []
+    user._close()

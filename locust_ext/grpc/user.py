@@ -18,6 +18,7 @@ from locust.env import Environment
 
 from locust_ext.grpc.channels import ChannelSpec, SharedChannels, open_channel
 from locust_ext.grpc.recording import CallRecorder, RecordingChannel, SendTime, sent_at_unix_nanos
+from locust_ext.grpc.reflection import ReflectionClient
 from locust_ext.grpc.target import parse_target
 
 __all__ = ["GrpcUser", "grpc_user_classes"]
@@ -86,7 +87,15 @@ class GrpcUser(User):
             self.raw_channel = open_channel(spec)
         self.channel = RecordingChannel(self.raw_channel, self._recorder)
         self.stub: Any = self.stub_class(self.channel) if self.stub_class is not None else None
+        self._client: ReflectionClient | None = None
         self._closed = False
+
+    @property
+    def client(self) -> ReflectionClient:
+        """Calls by method name with dict/JSON messages, through server reflection (no generated code needed)."""
+        if self._client is None:
+            self._client = ReflectionClient(self.channel, self.raw_channel)
+        return self._client
 
     @classmethod
     def channel_spec(cls, host: str | None) -> ChannelSpec:
