@@ -129,23 +129,26 @@ def test_an_empty_file_is_named(tmp_path: Path) -> None:
 
 def test_the_shipped_thresholds_file_is_valid() -> None:
     spec = load_thresholds(REPO_ROOT / "thresholds.yaml")
-    labels = {rule.label for rule in spec.rules}
-    for endpoint in (
-        "/loadtest.v1.Hello/SayHello",
-        "/loadtest.v1.Compute/Hash",
-        "/loadtest.v1.Echo/Echo",
-        "/loadtest.v1.Stream/Subscribe",
-        "echo",
-        "compute",
-        "stream",
-        "ping",
-        "Aggregated",
+    # Every request the example locustfiles make is graded by some rule.
+    for request_type, name in (
+        ("grpc", "/loadtest.v1.Hello/SayHello"),
+        ("grpc", "/loadtest.v1.Compute/Hash"),
+        ("grpc", "/loadtest.v1.Echo/Echo [64KiB]"),
+        ("grpc", "/loadtest.v1.Echo/EchoBidi"),
+        ("grpc", "/loadtest.v1.Stream/Subscribe"),
+        ("grpc-first-message", "/loadtest.v1.Stream/Subscribe"),
+        ("grpc-message-latency", "/loadtest.v1.Stream/Subscribe"),
+        ("websocket", "echo"),
+        ("websocket", "compute"),
+        ("websocket", "stream"),
+        ("websocket", "ping"),
     ):
-        assert endpoint in labels
+        assert any(rule.selector.matches(name, request_type) for rule in spec.rules), (request_type, name)
+    assert any(rule.selector.is_aggregated for rule in spec.rules)
     assert spec.grades == ("excellent", "good", "acceptable")
     assert not spec.strict
     for rule in spec.rules:
         if rule.label in {"echo", "compute", "stream", "ping"}:
-            assert rule.selector.request_type == "ws"
+            assert rule.selector.request_type == "websocket"
     aggregated = next(rule for rule in spec.rules if rule.selector.is_aggregated)
     assert [m.metric for m in aggregated.metrics] == [Metric.ERROR_RATE]
