@@ -1,0 +1,66 @@
+"""WebSocketUser: correlated round trips, pushes, pings, reconnects and connection gauges for WebSocket load.
+
+``--ws-fd-reserve`` is the one run-wide flag: open-file descriptors kept free for Locust itself.
+Everything else is configured with typed class attributes on the user (see :class:`WebSocketUser`).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from locust.env import Environment
+
+from locust_ext.websocket.display import ConnectionDisplay
+from locust_ext.websocket.errors import WebSocketConfigError, WebSocketFailure, WebSocketUserError
+from locust_ext.websocket.gauges import ConnectionCounts, ConnectionGauges
+from locust_ext.websocket.preflight import DEFAULT_FD_RESERVE, fd_budget
+from locust_ext.websocket.reconnect import ReconnectPolicy
+from locust_ext.websocket.session import WebSocketSession
+from locust_ext.websocket.user import WebSocketUser, check_user_classes
+
+__all__ = [
+    "ConnectionCounts",
+    "ReconnectPolicy",
+    "WebSocketConfigError",
+    "WebSocketFailure",
+    "WebSocketSession",
+    "WebSocketUser",
+    "WebSocketUserError",
+    "add_arguments",
+    "on_init",
+]
+
+EXIT_INVALID = 2
+
+
+def _fd_reserve(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+def add_arguments(parser: Any, **_: Any) -> None:
+    group = parser.add_argument_group("WebSocket users", "connections of WebSocketUser classes")
+    group.add_argument(
+        "--ws-fd-reserve",
+        env_var="LOCUST_WS_FD_RESERVE",
+        type=_fd_reserve,
+        default=DEFAULT_FD_RESERVE,
+        metavar="N",
+        help=f"open-file descriptors kept free for Locust; connects past the limit fail (default {DEFAULT_FD_RESERVE})",
+    )
+
+
+def on_init(environment: Environment, **_: Any) -> None:
+    """Check the WebSocket user classes before load, and bind the connection gauges and their display."""
+    options = environment.parsed_options
+    if options is not None:
+        fd_budget.reserve = getattr(options, "ws_fd_reserve", DEFAULT_FD_RESERVE)
+        try:
+            check_user_classes(environment)
+        except WebSocketConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_INVALID) from None
+    ConnectionDisplay(environment, ConnectionGauges(environment))

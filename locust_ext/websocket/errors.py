@@ -1,0 +1,61 @@
+"""Exceptions of the WebSocket user: bad configuration, and the failures a request, connect or drop records.
+
+Every failure message starts with its kind (``timeout:``, ``disconnect:``, ``connect:``, ``error:``,
+``cancelled:``) so Locust's failures table groups them.
+"""
+
+from __future__ import annotations
+
+from locust.exception import RescheduleTask
+
+__all__ = [
+    "WebSocketConfigError",
+    "WebSocketFailure",
+    "WebSocketUserError",
+    "close_code_text",
+]
+
+
+class WebSocketUserError(Exception):
+    """Base class of every exception this package raises."""
+
+
+class WebSocketConfigError(WebSocketUserError, ValueError):
+    """A WebSocketUser is configured in a way that cannot work (bad URL, unreadable TLS file, ...)."""
+
+
+class WebSocketFailure(WebSocketUserError, RescheduleTask):
+    """A failed operation, already recorded as a Locust failure, raised into the task.
+
+    It is a Locust ``RescheduleTask``: left unhandled, it ends the task quietly instead of logging a traceback.
+    ``kind`` is the first word of the message (``timeout``, ``disconnect``, ``connect``, ``error``, ...).
+    """
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+_CLOSE_NAMES = {
+    1000: "normal closure",
+    1001: "going away",
+    1002: "protocol error",
+    1003: "unsupported data",
+    1005: "no status",
+    1006: "connection lost",
+    1007: "invalid data",
+    1008: "policy violation",
+    1009: "message too big",
+    1011: "internal error",
+    1012: "service restart",
+    1013: "try again later",
+}
+#: Close reasons are cut to this length so one chatty server cannot explode the failures table.
+MAX_REASON_CHARS = 60
+
+
+def close_code_text(code: int, reason: str = "") -> str:
+    """``"1001 going away"``, or ``"4000 kicked"`` with the server's reason (cut to 60 characters)."""
+    text = reason[:MAX_REASON_CHARS] if reason else _CLOSE_NAMES.get(code, "")
+    return f"{code} {text}".rstrip()

@@ -1,0 +1,565 @@
+"""One user's WebSocket connection (``self.ws``): correlated requests, sends, pushes, pings, reconnects.
+
+One greenlet per session owns the socket's read side. It connects (recording a ``connect`` event), reads
+every frame and hands it to the request waiting for it or to the push handlers, sends keepalive pings
+while the connection is idle, and, when the connection drops, records a ``disconnect`` failure, fails
+every request still waiting on it at once, and reconnects per the :class:`ReconnectPolicy`. Tasks only
+ever write; no two greenlets read one socket.
+
+Every event has ``request_type="websocket"``. What each one's ``response_time`` means:
+
+``connect``     TCP connect + TLS handshake + HTTP upgrade
+``<request>``   from handing the message to the socket until the matched reply arrived
+``<send>``      handing one message to the socket (the kernel's send buffer), not its delivery
+``push <type>`` the message's age (now minus its ``sent_at`` wall-clock time) when it carries one, else 0
+``ping``        a protocol ping (RFC 6455) until its pong; ``keepalive`` the same for idle-time pings
+``disconnect``  how long the connection had been open when it dropped
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+from gevent.event import AsyncResult, Event
+from gevent.socket import wait_read
+from locust.event import EventHook
+from websocket import (
+    ABNF,
+    WebSocket,
+    WebSocketAddressException,
+    WebSocketBadStatusException,
+    WebSocketConnectionClosedException,
+    WebSocketException,
+)
+
+from locust_ext.websocket.errors import WebSocketFailure, close_code_text
+from locust_ext.websocket.gauges import ConnectionCounts
+from locust_ext.websocket.options import ConnectOptions
+from locust_ext.websocket.preflight import FdBudget, fd_budget
+from locust_ext.websocket.reconnect import ReconnectPolicy
+
+__all__ = [
+    "DEFAULT_RECONNECT",
+    "REQUEST_TYPE",
+    "Message",
+    "SessionSettings",
+    "WebSocketSession",
+    "error_reply",
+    "push_name",
+    "sent_at_seconds",
+]
+
+REQUEST_TYPE = "websocket"
+KEEPALIVE = "keepalive"
+_KEEPALIVE_TOKEN = b"keepalive"
+#: How long closing may wait for the close frame to leave.
+CLOSE_SEND_TIMEOUT_S = 1.0
+
+Message = Any  # a decoded frame: the JSON value of a text frame (or its str), the bytes of a binary frame
+DEFAULT_RECONNECT = ReconnectPolicy()
+_DEFAULT: Any = object()  # "the user's request_timeout"; None means wait for ever
+
+
+def error_reply(message: Message) -> str | None:
+    """The error text of an ``{"type": "error", "error": ...}`` reply, as the reference backend sends it."""
+    if isinstance(message, dict) and message.get("type") == "error":
+        return str(message.get("error", "error reply"))
+    return None
+
+
+def push_name(message: Message) -> str:
+    """``push <type>`` for a JSON object with a string ``type``; ``push text`` / ``push binary`` otherwise."""
+    if isinstance(message, dict) and isinstance(message.get("type"), str):
+        return f"push {message['type']}"
+    return "push binary" if isinstance(message, bytes) else "push text"
+
+
+def sent_at_seconds(message: Message) -> float | None:
+    """The ``sent_at`` Unix time (seconds) a JSON object carries, as the reference backend's stream messages do."""
+    if isinstance(message, dict):
+        sent_at = message.get("sent_at")
+        if isinstance(sent_at, (int, float)) and not isinstance(sent_at, bool):
+            return float(sent_at)
+    return None
+
+
+def _default_name(message: Message, fallback: str) -> str:
+    if isinstance(message, dict) and isinstance(message.get("type"), str):
+        return str(message["type"])
+    return fallback
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """A user class's session configuration, checked once and shared by all its users."""
+
+    connect: ConnectOptions
+    request_timeout: float | None = 10.0
+    ping_interval: float | None = 20.0
+    ping_timeout: float = 10.0
+    reconnect: ReconnectPolicy | None = DEFAULT_RECONNECT
+    decode_json: bool = True
+    reply_error: Callable[[Message], str | None] = error_reply
+    push_name: Callable[[Message], str] = push_name
+    sent_at: Callable[[Message], float | None] = sent_at_seconds
+
+
+def _connect_failure(exc: BaseException) -> WebSocketFailure:
+    """Name why a connection could not be opened, in a few groupable words."""
+    if isinstance(exc, ConnectionRefusedError):
+        detail = "refused"
+    elif isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in str(exc):
+        detail = "timeout"
+    elif isinstance(exc, ssl.SSLCertVerificationError):
+        detail = f"TLS: {exc.verify_message}"
+    elif isinstance(exc, ssl.SSLError):
+        detail = f"TLS: {exc.reason or exc}"
+    elif isinstance(exc, WebSocketBadStatusException):
+        detail = f"upgrade rejected: HTTP {exc.status_code}"
+    elif isinstance(exc, (WebSocketAddressException, socket.gaierror)):
+        detail = "cannot resolve the host"
+    elif isinstance(exc, OSError):
+        detail = exc.strerror or type(exc).__name__
+    else:
+        detail = str(exc)[:80] or type(exc).__name__
+    return WebSocketFailure("connect", detail)
+
+
+def _type_is(kind: str) -> Callable[[Message], bool]:
+    def predicate(message: Message) -> bool:
+        return isinstance(message, dict) and message.get("type") == kind
+
+    return predicate
+
+
+def _encode(message: Message) -> tuple[str | bytes, int]:
+    """The payload and opcode for a message: bytes go as binary, str as text, anything else as JSON text."""
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return bytes(message), ABNF.OPCODE_BINARY
+    if isinstance(message, str):
+        return message, ABNF.OPCODE_TEXT
+    return json.dumps(message, separators=(",", ":")), ABNF.OPCODE_TEXT
+
+
+class _Waiter:
+    """A request (or ping) waiting for its reply; ``match`` is None for id-correlated requests."""
+
+    __slots__ = ("match", "result")
+
+    def __init__(self, match: Callable[[Message], bool] | None = None) -> None:
+        self.match = match
+        self.result: AsyncResult = AsyncResult()
+
+
+class WebSocketSession:
+    """``self.ws`` of a WebSocketUser. Every public method records its own Locust event.
+
+    A failure is recorded, then raised into the task as :class:`WebSocketFailure` (a Locust
+    ``RescheduleTask``: left unhandled it ends the task quietly). An operation cut short because the user
+    stops is recorded as a ``cancelled`` failure before the stop goes on.
+    """
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        request_event: EventHook,
+        counts: ConnectionCounts,
+        *,
+        context: Callable[[], dict[str, Any]] = dict,
+        budget: FdBudget = fd_budget,
+    ) -> None:
+        self.settings = settings
+        self._request_event = request_event
+        self._counts = counts
+        self._context = context
+        self._budget = budget
+        self._ws: WebSocket | None = None
+        self._connected_at = 0.0
+        #: Set while connected, and for good once reconnecting has stopped (so waiters wake either way).
+        self._ready = Event()
+        self._loop: gevent.Greenlet | None = None
+        self._closing = False
+        #: The session greenlet has finished: no more connecting or reconnecting.
+        self._stopped = False
+        self._ids = itertools.count(1)
+        self._by_id: dict[Any, _Waiter] = {}
+        self._matchers: list[_Waiter] = []
+        self._pongs: dict[bytes, _Waiter] = {}
+        self._handlers: list[tuple[Callable[[Message], bool], Callable[[Message], Any]]] = []
+
+    # Public API
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the server chose, while connected."""
+        return self._ws.getsubprotocol() if self._ws is not None else None
+
+    def start(self) -> None:
+        """Start connecting (and receiving) on the session's own greenlet; returns at once."""
+        if self._loop is None:
+            self._loop = gevent.spawn(self._run)
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        """Block until connected (True), reconnecting gave up or ``timeout`` passed (False)."""
+        self._ready.wait(timeout)
+        return self._ws is not None
+
+    def request(
+        self,
+        message: Message,
+        name: str | None = None,
+        match: Callable[[Message], bool] | None = None,
+        timeout: float | None = _DEFAULT,
+    ) -> Message:
+        """Send ``message`` and return the reply that ``match`` picks, recording one event for the round trip.
+
+        Without ``match`` the message must be a dict: it gets a unique ``id`` unless it has one, and the
+        reply is the JSON object carrying the same ``id``. An error reply (``reply_error``) is a failure
+        ``error: <text>``; no reply within ``timeout`` seconds is a failure ``timeout``. ``name`` defaults to
+        the message's ``type``.
+        """
+        if match is None:
+            if not isinstance(message, dict):
+                raise TypeError("request() of a non-dict message needs match= to recognise its reply")
+            if "id" not in message:
+                message = {**message, "id": next(self._ids)}
+        name = name or _default_name(message, "request")
+        timeout = self.settings.request_timeout if timeout is _DEFAULT else timeout
+        started = time.perf_counter()
+        deadline = None if timeout is None else started + timeout
+        waiter = _Waiter(match)
+        key = None
+        try:
+            ws = self._await_connection(deadline)
+            if match is None:
+                key = message["id"]
+                self._by_id[key] = waiter
+            else:
+                self._matchers.append(waiter)
+            self._send(ws, message, deadline)
+            waiter.result.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
+            if not waiter.result.ready():
+                raise WebSocketFailure("timeout", f"no reply within {timeout:g} s")
+            reply, length = waiter.result.get(block=False)  # raises the failure a drop set
+        except WebSocketFailure as failure:
+            self._fire(name, started, 0, failure)
+            raise
+        except BaseException:  # GreenletExit: the user was stopped mid-request
+            self._fire(name, started, 0, WebSocketFailure("cancelled", "user stopped mid-request"))
+            raise
+        finally:
+            self._forget(waiter, key)
+        error = self.settings.reply_error(reply)
+        if error is None:
+            self._fire(name, started, length, None)
+            return reply
+        reply_failure = WebSocketFailure("error", error)
+        self._fire(name, started, length, reply_failure)
+        raise reply_failure
+
+    def send(self, message: Message, name: str | None = None) -> None:
+        """Send without waiting for anything; the event times the hand-over to the socket."""
+        name = name or _default_name(message, "send")
+        started = time.perf_counter()
+        timeout = self.settings.request_timeout
+        deadline = None if timeout is None else started + timeout
+        try:
+            length = self._send(self._await_connection(deadline), message, deadline)
+        except WebSocketFailure as failure:
+            self._fire(name, started, 0, failure)
+            raise
+        except BaseException:
+            self._fire(name, started, 0, WebSocketFailure("cancelled", "user stopped mid-send"))
+            raise
+        self._fire(name, started, length, None)
+
+    def ping(self, name: str = "ping", timeout: float | None = _DEFAULT) -> float:
+        """A protocol-level ping (RFC 6455 control frame); returns and records the round trip in ms."""
+        token = str(next(self._ids)).encode()
+        timeout = self.settings.request_timeout if timeout is _DEFAULT else timeout
+        started = time.perf_counter()
+        deadline = None if timeout is None else started + timeout
+        waiter = _Waiter()
+        try:
+            ws = self._await_connection(deadline)
+            self._pongs[token] = waiter
+            self._send_frame(ws, token, ABNF.OPCODE_PING, deadline)
+            waiter.result.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
+            if not waiter.result.ready():
+                raise WebSocketFailure("timeout", f"no pong within {timeout:g} s")
+            waiter.result.get(block=False)
+        except WebSocketFailure as failure:
+            self._fire(name, started, 0, failure)
+            raise
+        except BaseException:
+            self._fire(name, started, 0, WebSocketFailure("cancelled", "user stopped mid-ping"))
+            raise
+        finally:
+            self._pongs.pop(token, None)
+        return self._fire(name, started, len(token), None)
+
+    def on(self, predicate_or_type: str | Callable[[Message], bool], handler: Callable[[Message], Any]) -> None:
+        """Call ``handler(message)`` for every push (a message no request is waiting for) that matches.
+
+        A string matches JSON objects whose ``type`` equals it. Handlers run on the receive greenlet, so
+        they must not block; an exception from one is recorded as a failure of that push's event. Every
+        push is recorded as an event whether or not a handler takes it.
+        """
+        predicate = _type_is(predicate_or_type) if isinstance(predicate_or_type, str) else predicate_or_type
+        self._handlers.append((predicate, handler))
+
+    def close(self, wait: bool = True) -> None:
+        """Close the connection (close code 1000) and stop receiving and reconnecting; safe to call twice."""
+        self._closing = True
+        loop = self._loop
+        if loop is not None and not loop.dead:
+            loop.kill(block=wait)
+
+    # Recording
+
+    def _fire(self, name: str, started: float, length: int, failure: BaseException | None) -> float:
+        """Record one event: the single place this module talks to Locust's request event."""
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        self._request_event.fire(
+            request_type=REQUEST_TYPE,
+            name=name,
+            response_time=elapsed_ms,
+            response_length=length,
+            exception=failure,
+            context=self._context(),
+        )
+        return elapsed_ms
+
+    # Sending (from task greenlets)
+
+    def _await_connection(self, deadline: float | None) -> WebSocket:
+        ws = self._ws
+        if ws is not None:
+            return ws
+        if self._loop is None or self._stopped:
+            raise WebSocketFailure("disconnect", "not connected")
+        self._ready.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
+        ws = self._ws
+        if ws is not None:
+            return ws
+        if self._stopped:
+            raise WebSocketFailure("disconnect", "not connected")
+        raise WebSocketFailure("timeout", "not connected in time")
+
+    def _send(self, ws: WebSocket, message: Message, deadline: float | None) -> int:
+        payload, opcode = _encode(message)
+        self._send_frame(ws, payload, opcode, deadline)
+        return len(payload)
+
+    def _send_frame(self, ws: WebSocket, payload: str | bytes, opcode: int, deadline: float | None) -> None:
+        """Send one frame; a send that cannot finish by ``deadline`` leaves half a frame, so it drops the link."""
+        try:
+            if deadline is None:
+                ws.send(payload, opcode)
+                return
+            with gevent.Timeout(max(0.0, deadline - time.perf_counter()), False):
+                ws.send(payload, opcode)
+                return
+        except (OSError, WebSocketException) as exc:
+            raise WebSocketFailure("disconnect", f"send failed: {exc}") from None
+        ws.abort()
+        raise WebSocketFailure("timeout", "send did not finish in time")
+
+    def _forget(self, waiter: _Waiter, key: Any) -> None:
+        if key is not None and self._by_id.get(key) is waiter:
+            del self._by_id[key]
+        elif waiter.match is not None and waiter in self._matchers:
+            self._matchers.remove(waiter)
+
+    # The session greenlet: connect, receive, reconnect
+
+    def _run(self) -> None:
+        policy = self.settings.reconnect
+        attempt = 0
+        was_connected = False
+        try:
+            while not self._closing:
+                ws = self._connect()
+                if ws is not None:
+                    if was_connected:
+                        self._counts.reconnects += 1
+                    was_connected = True
+                    attempt = 0
+                    self._lost(ws, self._receive(ws))
+                if self._closing or policy is None or policy.gives_up(attempt):
+                    return
+                gevent.sleep(policy.delay(attempt))
+                attempt += 1
+        finally:
+            ws = self._ws
+            if ws is not None:
+                with gevent.Timeout(CLOSE_SEND_TIMEOUT_S, False), contextlib.suppress(OSError, WebSocketException):
+                    ws.send_close()
+                self._lost(ws, None)
+            self._stopped = True
+            self._ready.set()
+
+    def _connect(self) -> WebSocket | None:
+        """One attempt, recorded as a ``connect`` event; the open connection, or None when it failed."""
+        options = self.settings.connect
+        started = time.perf_counter()
+        if not self._budget.acquire():
+            limit, reserve = self._budget.limit, self._budget.reserve
+            failure = WebSocketFailure("connect", f"open-file limit {limit} reached ({reserve} kept for Locust)")
+            self._fire("connect", started, 0, failure)
+            return None
+        sslopt = {"context": options.ssl_context} if options.ssl_context is not None else None
+        ws = WebSocket(skip_utf8_validation=True, sslopt=sslopt)
+        try:
+            ws.connect(
+                options.url,
+                timeout=options.connect_timeout,
+                header=list(options.headers),
+                subprotocols=list(options.subprotocols) or None,
+            )
+        except Exception as exc:
+            self._budget.release()
+            self._fire("connect", started, 0, _connect_failure(exc))
+            return None
+        except BaseException:  # GreenletExit: closed while connecting
+            self._budget.release()
+            ws.shutdown()
+            self._fire("connect", started, 0, WebSocketFailure("cancelled", "closed while connecting"))
+            raise
+        assert ws.sock is not None
+        ws.sock.settimeout(None)  # reads wait on the socket; sends are bounded by each request's deadline
+        self._fire("connect", started, 0, None)
+        self._ws = ws
+        self._connected_at = time.perf_counter()
+        self._counts.open += 1
+        self._ready.set()
+        return ws
+
+    def _lost(self, ws: WebSocket, detail: str | None) -> None:
+        """The connection ended: count it, record an unexpected end, fail its waiters, free its descriptor."""
+        if self._ws is not ws:
+            return
+        self._ws = None
+        self._ready.clear()
+        self._counts.open -= 1
+        ws.shutdown()
+        self._budget.release()
+        failure = WebSocketFailure("disconnect", detail or "closed by the client")
+        if detail is not None and not self._closing:
+            self._counts.drops += 1
+            self._fire("disconnect", self._connected_at, 0, failure)
+        waiters = [*self._by_id.values(), *self._matchers, *self._pongs.values()]
+        self._by_id.clear()
+        self._matchers.clear()
+        self._pongs.clear()
+        for waiter in waiters:
+            waiter.result.set_exception(failure)
+
+    def _receive(self, ws: WebSocket) -> str:
+        """Read and dispatch frames until the connection ends; return why it ended (close code and reason)."""
+        interval = self.settings.ping_interval
+        ping_timeout = self.settings.ping_timeout
+        sock = ws.sock
+        assert sock is not None
+        pinged_at: float | None = None
+        try:
+            while True:
+                if interval is not None and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                    wait = interval if pinged_at is None else pinged_at + ping_timeout - time.perf_counter()
+                    if wait <= 0:
+                        return f"no pong within {ping_timeout:g} s"
+                    try:
+                        wait_read(sock.fileno(), wait)
+                    except TimeoutError:
+                        if pinged_at is None:
+                            pinged_at = time.perf_counter()
+                            ws.ping(_KEEPALIVE_TOKEN)
+                        continue
+                opcode, frame = ws.recv_data_frame(True)
+                if opcode == ABNF.OPCODE_TEXT or opcode == ABNF.OPCODE_BINARY:
+                    self._dispatch(self._decode(opcode, frame.data), len(frame.data))
+                elif opcode == ABNF.OPCODE_PONG:
+                    if frame.data == _KEEPALIVE_TOKEN and pinged_at is not None:
+                        self._fire(KEEPALIVE, pinged_at, len(frame.data), None)
+                        pinged_at = None
+                    else:
+                        waiter = self._pongs.pop(frame.data, None)
+                        if waiter is not None:
+                            waiter.result.set((None, 0))
+                elif opcode == ABNF.OPCODE_CLOSE:
+                    return _close_detail(frame.data)
+        except (OSError, WebSocketConnectionClosedException):
+            return close_code_text(1006)
+        except UnicodeDecodeError:
+            return "protocol error: a text frame that is not UTF-8"
+        except WebSocketException as exc:  # a malformed frame: nothing after it can be trusted
+            return f"protocol error: {str(exc)[:60]}"
+
+    def _decode(self, opcode: int, data: bytes) -> Message:
+        if opcode == ABNF.OPCODE_BINARY:
+            return bytes(data)
+        text = data.decode("utf-8")
+        if self.settings.decode_json:
+            try:
+                return json.loads(text)
+            except ValueError:
+                return text
+        return text
+
+    def _dispatch(self, message: Message, length: int) -> None:
+        """Hand a message to the request waiting for it, else to the push handlers."""
+        if self._by_id and isinstance(message, dict):
+            try:
+                waiter = self._by_id.pop(message.get("id"), None)
+            except TypeError:  # an unhashable id cannot be one of ours
+                waiter = None
+            if waiter is not None:
+                waiter.result.set((message, length))
+                return
+        for waiter in self._matchers:
+            try:
+                hit = waiter.match(message)  # type: ignore[misc]
+            except Exception as exc:
+                self._matchers.remove(waiter)
+                waiter.result.set_exception(WebSocketFailure("error", f"match raised {type(exc).__name__}"))
+                return
+            if hit:
+                self._matchers.remove(waiter)
+                waiter.result.set((message, length))
+                return
+        self._push(message, length)
+
+    def _push(self, message: Message, length: int) -> None:
+        settings = self.settings
+        sent_at = settings.sent_at(message)
+        age = max(0.0, time.time() - sent_at) if sent_at is not None else 0.0  # wall clocks: same-host only
+        failure = None
+        for predicate, handler in self._handlers:
+            try:
+                if predicate(message):
+                    handler(message)
+            except Exception as exc:
+                failure = WebSocketFailure("error", f"push handler raised {type(exc).__name__}: {exc}"[:100])
+        self._fire(settings.push_name(message), time.perf_counter() - age, length, failure)
+
+
+def _close_detail(data: bytes) -> str:
+    """``"1001 going away"`` from a close frame's payload (1005 when it has no status)."""
+    if len(data) < 2:
+        return close_code_text(1005)
+    (code,) = struct.unpack("!H", data[:2])
+    return close_code_text(code, data[2:].decode("utf-8", "replace"))
