@@ -7,8 +7,18 @@ from locust_ext import plugin
 from locust_ext.grpc import GrpcCallError, GrpcUser
 from locust_ext.statsd import publish_gauge
 from locust_ext.thresholds import ThresholdGate, graded_event, load_thresholds
+from locust_ext.websocket import ReconnectPolicy, WebSocketUser
 
-__all__: list[str] = ["GrpcCallError", "GrpcUser", "ThresholdGate", "graded_event", "load_thresholds", "publish_gauge"]
+__all__: list[str] = [
+    "GrpcCallError",
+    "GrpcUser",
+    "ReconnectPolicy",
+    "ThresholdGate",
+    "WebSocketUser",
+    "graded_event",
+    "load_thresholds",
+    "publish_gauge",
+]
 __version__ = "0.1.0"
 
 plugin.register()

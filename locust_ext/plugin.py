@@ -36,6 +36,10 @@ def _features() -> list[tuple[Callable[..., None], Callable[..., None]]]:
     from locust_ext.thresholds import locust_hooks as thresholds
 
     features.append((thresholds.add_arguments, thresholds.on_init))
+    # WebSocket users: --ws-fd-reserve; user-class checks before load, connection gauges, console and web UI.
+    from locust_ext import websocket
+
+    features.append((websocket.add_arguments, websocket.on_init))
     # Load shapes: --stages / --shape build the run's LoadTestShape (checked before load, web UI parameters).
     from locust_ext import shapes
 
