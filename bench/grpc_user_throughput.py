@@ -1,0 +1,326 @@
+"""SayHello calls/s from one load-generator core: GrpcUser against raw grpcio clients and the docs' interceptor user.
+
+``.venv/bin/python bench/grpc_user_throughput.py [--rounds 3] [--seconds 5] [--users 50]``
+
+The load generator is pinned to one CPU, the server to the other: @grpc/grpc-js (bench/grpc_js_server.js)
+when node is installed, else the minimal sync grpcio server of bench/grpc_backend_throughput.py — the
+fastest of that bench. Each variant runs ``--users`` concurrent callers, each on its own TCP connection:
+
+a. raw grpcio sync stubs under gevent (``init_gevent``), N greenlets, no Locust;
+b. GrpcUser in a headless Locust run (bench/locustfile_grpc_hello.py ``GrpcUserHello``);
+c. the Locust docs' pattern: ``grpc.intercept_channel`` + an interceptor firing the event (``InterceptorHello``);
+d. raw ``grpc.aio``, N coroutines: the Python ceiling.
+
+Raw clients warm up for a second, then count ``--seconds``; Locust runs for ``--seconds`` + 3 s and only the
+whole seconds after the first two (spawning) and before the last (stopping) count, from ``--json-file``.
+Rounds interleave the variants; medians are printed with the CPU use of server and load generator over
+each counted window (the server is not the limit while its share stays well under 100%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _common import (
+    LOAD_CPU,
+    REPO_ROOT,
+    Server,
+    cpu_seconds,
+    grpc_js_command,
+    pinned,
+    placement,
+    python_env,
+    start_server,
+)
+
+HERE = Path(__file__).resolve().parent
+LOCUSTFILE = HERE / "locustfile_grpc_hello.py"
+WARM_UP_S = 1.0
+LOCUST_SPAWN_S = 2
+LOCUST_EXTRA_S = 3
+MAX_CALLS = 10_000_000
+SAMPLE_EVERY_S = 0.2
+
+
+@dataclass(frozen=True)
+class Window:
+    """Successful calls counted between two Unix times."""
+
+    calls: int
+    start: float
+    end: float
+
+    @property
+    def rate(self) -> float:
+        return self.calls / (self.end - self.start)
+
+
+@dataclass
+class Sample:
+    calls_per_s: float
+    load_cpu: float
+    server_cpu: float
+
+
+@dataclass
+class Variant:
+    key: str
+    label: str
+    run: Callable[[str, int, float], subprocess.Popen[str]]
+    window: Callable[[subprocess.Popen[str]], Window]
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self, pick: Callable[[Sample], float]) -> float:
+        return statistics.median(pick(sample) for sample in self.samples)
+
+
+# --- raw clients (child processes pinned to the load CPU) -------------------------------------------------
+
+
+def run_gevent(target: str, users: int, seconds: float) -> Window:
+    """(a) N greenlets, each with its own channel, calling SayHello through sync stubs on grpc's gevent loop."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    import gevent
+    import grpc
+    import grpc.experimental.gevent
+
+    from loadtest.v1 import loadtest_pb2 as pb
+    from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
+
+    grpc.experimental.gevent.init_gevent()
+    channels = [grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(users)]
+    request = pb.HelloRequest(name="bench")
+    window_start = time.time() + WARM_UP_S
+    window_end = window_start + seconds
+    counted = 0
+
+    def caller(channel: grpc.Channel) -> None:
+        nonlocal counted
+        say_hello = pb_grpc.HelloStub(channel).SayHello
+        while (now := time.time()) < window_end and counted < MAX_CALLS:
+            say_hello(request, timeout=30)
+            if now >= window_start:
+                counted += 1
+
+    gevent.joinall([gevent.spawn(caller, channel) for channel in channels])
+    for channel in channels:
+        channel.close()
+    return Window(counted, window_start, window_end)
+
+
+def run_aio(target: str, users: int, seconds: float) -> Window:
+    """(d) N coroutines, each with its own grpc.aio channel, calling SayHello."""
+    import asyncio
+
+    import grpc
+
+    from loadtest.v1 import loadtest_pb2 as pb
+    from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
+
+    async def drive() -> Window:
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(users)]
+        request = pb.HelloRequest(name="bench")
+        window_start = time.time() + WARM_UP_S
+        window_end = window_start + seconds
+        counted = 0
+
+        async def caller(channel: grpc.aio.Channel) -> None:
+            nonlocal counted
+            say_hello = pb_grpc.HelloStub(channel).SayHello
+            while (now := time.time()) < window_end and counted < MAX_CALLS:
+                await say_hello(request, timeout=30)
+                if now >= window_start:
+                    counted += 1
+
+        await asyncio.gather(*(caller(channel) for channel in channels))
+        for channel in channels:
+            await channel.close()
+        return Window(counted, window_start, window_end)
+
+    return asyncio.run(drive())
+
+
+def raw_child(kind: str) -> Callable[[str, int, float], subprocess.Popen[str]]:
+    def run(target: str, users: int, seconds: float) -> subprocess.Popen[str]:
+        command = [sys.executable, __file__, "--raw", kind, "--target", target]
+        command += ["--users", str(users), "--seconds", str(seconds)]
+        return subprocess.Popen(pinned(command, LOAD_CPU), stdout=subprocess.PIPE, text=True, env=python_env())
+
+    return run
+
+
+def raw_window(process: subprocess.Popen[str]) -> Window:
+    assert process.stdout is not None
+    return Window(**json.loads(process.stdout.read()))
+
+
+# --- Locust runs ------------------------------------------------------------------------------------------
+
+
+def locust_child(user_class: str, json_stem: Path) -> Callable[[str, int, float], subprocess.Popen[str]]:
+    def run(target: str, users: int, seconds: float) -> subprocess.Popen[str]:
+        command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
+        command += ["-u", str(users), "-r", str(users), "-t", f"{seconds + LOCUST_EXTRA_S:g}s", "--host", target]
+        command += ["--json-file", str(json_stem), "--loglevel", "WARNING", user_class]
+        return subprocess.Popen(
+            pinned(command, LOAD_CPU), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+
+    return run
+
+
+def locust_window(json_stem: Path) -> Callable[[subprocess.Popen[str]], Window]:
+    """Successful calls in the steady whole seconds of a run, from Locust's per-second counts."""
+
+    def window(process: subprocess.Popen[str]) -> Window:
+        _, stderr = process.communicate(timeout=120)
+        json_file = json_stem.with_suffix(".json")
+        if not json_file.exists():
+            raise RuntimeError(f"locust wrote no {json_file.name}: {stderr.strip()[-500:]}")
+        entries = json.loads(json_file.read_text())
+        json_file.unlink()
+        per_second: dict[int, int] = {}
+        for entry in entries:
+            failed = entry["num_fail_per_sec"]
+            for second, count in entry["num_reqs_per_sec"].items():
+                per_second[int(second)] = per_second.get(int(second), 0) + count - failed.get(second, 0)
+        seconds = sorted(per_second)[LOCUST_SPAWN_S:-1]
+        if not seconds:
+            raise RuntimeError(f"locust recorded too few seconds: {stderr.strip()[-500:]}")
+        return Window(sum(per_second[s] for s in seconds), seconds[0], seconds[-1] + 1)
+
+    return window
+
+
+# --- measuring --------------------------------------------------------------------------------------------
+
+
+class CpuSampler(threading.Thread):
+    """Samples (Unix time, server CPU s, load-generator CPU s) until the load generator exits."""
+
+    def __init__(self, server: Server, load: subprocess.Popen[str]) -> None:
+        super().__init__(daemon=True)
+        self.server, self.load = server, load
+        self.samples: list[tuple[float, float, float]] = []
+
+    def run(self) -> None:
+        while self.load.poll() is None:
+            try:
+                self.samples.append((time.time(), self.server.cpu_seconds(), cpu_seconds(self.load.pid)))
+            except (OSError, IndexError):  # the load generator exited between poll() and the read
+                return
+            time.sleep(SAMPLE_EVERY_S)
+
+    def shares(self, window: Window) -> tuple[float, float]:
+        """(server, load generator) CPU share over the samples inside ``window``."""
+        inside = [s for s in self.samples if window.start <= s[0] <= window.end]
+        if len(inside) < 2:
+            return float("nan"), float("nan")
+        (t0, server0, load0), (t1, server1, load1) = inside[0], inside[-1]
+        return (server1 - server0) / (t1 - t0), (load1 - load0) / (t1 - t0)
+
+
+def measure(variant: Variant, server: Server, users: int, seconds: float) -> Sample:
+    process = variant.run(server.address, users, seconds)
+    sampler = CpuSampler(server, process)
+    sampler.start()
+    try:
+        window = variant.window(process)
+        process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    sampler.join(5)
+    if process.returncode not in (0, 1):  # Locust exits 1 when calls cut short at the stop failed
+        raise RuntimeError(f"{variant.label}: exit code {process.returncode}")
+    server_cpu, load_cpu = sampler.shares(window)
+    return Sample(window.rate, load_cpu, server_cpu)
+
+
+def fastest_server() -> tuple[str, list[str], dict[str, str] | None]:
+    node = grpc_js_command()
+    if node is not None:
+        return "@grpc/grpc-js (node)", *node
+    sync_server = [sys.executable, str(HERE / "grpc_backend_throughput.py"), "--serve", "sync"]
+    return "minimal sync grpcio server", sync_server, None
+
+
+def compare(rounds: int, seconds: float, users: int) -> None:
+    name, command, env = fastest_server()
+    with tempfile.TemporaryDirectory(prefix="grpc-user-bench-") as scratch:
+        variants = [
+            Variant("a", "raw grpcio + gevent", raw_child("gevent"), raw_window),
+            Variant("b", "GrpcUser (Locust)", *_locust("GrpcUserHello", Path(scratch))),
+            Variant("c", "docs interceptor user (Locust)", *_locust("InterceptorHello", Path(scratch))),
+            Variant("d", "raw grpc.aio", raw_child("aio"), raw_window),
+        ]
+        server = start_server(name, command, env=env)
+        try:
+            print(f"SayHello calls/s from one load-generator core ({placement()}); server: {name}")
+            print(f"{users} concurrent callers, one connection each; {rounds} rounds x {seconds:g} s counted")
+            for round_index in range(rounds):
+                shift = round_index % len(variants)
+                for variant in variants[shift:] + variants[:shift]:
+                    variant.samples.append(measure(variant, server, users, seconds))
+                rates = ", ".join(f"{v.key}={v.samples[-1].calls_per_s:,.0f}" for v in variants)
+                print(f"  round {round_index + 1}/{rounds} calls/s: {rates}")
+        finally:
+            server.stop()
+    print_table(variants)
+
+
+def _locust(user_class: str, scratch: Path) -> tuple[Callable[..., subprocess.Popen[str]], Callable[..., Window]]:
+    stem = scratch / user_class
+    return locust_child(user_class, stem), locust_window(stem)
+
+
+def print_table(variants: list[Variant]) -> None:
+    rate = {v.key: v.median(lambda s: s.calls_per_s) for v in variants}
+    print()
+    print(f"{'variant':<36} {'calls/s':>9} {'load CPU':>9} {'server CPU':>10}  (medians)")
+    for v in variants:
+        label = f"({v.key}) {v.label}"
+        print(
+            f"{label:<36} {rate[v.key]:>9,.0f} {v.median(lambda s: s.load_cpu):>9.0%}"
+            f" {v.median(lambda s: s.server_cpu):>10.0%}"
+        )
+    print()
+    targets = [("b/a", "a", ">= 0.90"), ("b/c", "c", ">= 1.00"), ("b/d", "d", ">= 0.80 (stretch)")]
+    for label, key, target in targets:
+        print(f"{label:<5} {rate['b'] / rate[key]:>5.2f}   target {target}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per variant (max 20)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="counted seconds per run (2-60)")
+    parser.add_argument("--users", type=int, default=50, help="concurrent callers (1-1000)")
+    parser.add_argument("--raw", choices=["gevent", "aio"], help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not (1 <= args.rounds <= 20 and 2 <= args.seconds <= 60 and 1 <= args.users <= 1000):
+        parser.error("--rounds must be 1-20, --seconds 2-60, --users 1-1000")
+    if args.raw:
+        run = run_gevent if args.raw == "gevent" else run_aio
+        window = run(args.target, args.users, args.seconds)
+        print(json.dumps({"calls": window.calls, "start": window.start, "end": window.end}), flush=True)
+    else:
+        compare(args.rounds, args.seconds, args.users)
+
+
+if __name__ == "__main__":
+    main()
