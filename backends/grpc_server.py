@@ -22,12 +22,12 @@ from typing import Any
 # grpc core logs its own copy of startup errors (e.g. a port in use) to stderr; we report them in one line.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-import grpc  # noqa: E402
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
-from grpc_reflection.v1alpha import reflection  # noqa: E402
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
-from backends import grpc_faults  # noqa: E402
-from backends.common import (  # noqa: E402
+from backends import grpc_faults
+from backends.common import (
     StartupError,
     add_common_arguments,
     announce_ready,
@@ -37,8 +37,8 @@ from backends.common import (  # noqa: E402
     probability,
     read_file_bytes,
 )
-from loadtest.v1 import loadtest_pb2 as pb  # noqa: E402
-from loadtest.v1 import loadtest_pb2_grpc as pb_grpc  # noqa: E402
+from loadtest.v1 import loadtest_pb2 as pb
+from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
 
 log = logging.getLogger("backends.grpc_server")
 

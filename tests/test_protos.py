@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ["loadtest_pb2.py", "loadtest_pb2.pyi", "loadtest_pb2_grpc.py"]
 # Lines that name the generator's version rather than describe the protocol.
-VERSION_LINE = re.compile(r"Protobuf Python Version|GRPC_GENERATED_VERSION =|ValidateProtobufRuntimeVersion|^\s+\d+,\s*$")
+VERSION_LINE = re.compile(
+    r"Protobuf Python Version|GRPC_GENERATED_VERSION =|ValidateProtobufRuntimeVersion|^\s+\d+,\s*$"
+)
 
 
 def _without_version_stamps(text: str) -> list[str]:
