@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import logging
 import os
 import signal
@@ -37,6 +36,7 @@ from backends.common import (
     probability,
     read_file_bytes,
 )
+from backends.compute import MAX_HASH_ROUNDS, hash_rounds
 from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
 
@@ -45,7 +45,6 @@ log = logging.getLogger("backends.grpc_server")
 #: Methods under this prefix are counted and can be faulted; Admin, health and reflection are not.
 COUNTED_PREFIX = "/loadtest.v1."
 ADMIN_PREFIX = "/loadtest.v1.Admin/"
-MAX_HASH_ROUNDS = 10_000_000
 MAX_STREAM_PAYLOAD = 16 * 1024 * 1024
 
 
@@ -228,14 +227,6 @@ class TrafficInterceptor(grpc.aio.ServerInterceptor):
 class HelloService(pb_grpc.HelloServicer):
     async def SayHello(self, request: pb.HelloRequest, context: grpc.aio.ServicerContext) -> pb.HelloReply:
         return pb.HelloReply(message=f"Hello, {request.name or 'world'}!")
-
-
-def hash_rounds(rounds: int, seed: bytes) -> bytes:
-    """`rounds` iterations of SHA-256, starting from `seed`: the CPU-bound unit of work."""
-    digest = seed
-    for _ in range(rounds):
-        digest = hashlib.sha256(digest).digest()
-    return digest
 
 
 class ComputeService(pb_grpc.ComputeServicer):

@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from backends import ws_faults
-from backends.grpc_server import MAX_HASH_ROUNDS, hash_rounds
+from backends.compute import MAX_HASH_ROUNDS, hash_rounds
 from backends.ws_counters import WsCounters
 from backends.ws_fields import BadRequest, bounded_number
 

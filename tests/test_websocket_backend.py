@@ -25,7 +25,7 @@ from websockets.asyncio.client import connect as async_connect
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 from websockets.sync.client import connect as sync_connect
 
-from backends.grpc_server import hash_rounds
+from backends.compute import hash_rounds
 from locust_ext.testing import Backend, running_backend
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
