@@ -1,10 +1,12 @@
 """One user's WebSocket connection (``self.ws``): correlated requests, sends, pushes, pings, reconnects.
 
-One greenlet per session owns the socket's read side. It connects (recording a ``connect`` event), reads
-every frame and hands it to the request waiting for it or to the push handlers, sends keepalive pings
-while the connection is idle, and, when the connection drops, records a ``disconnect`` failure, fails
-every request still waiting on it at once, and reconnects per the :class:`ReconnectPolicy`. Tasks only
-ever write; no two greenlets read one socket.
+One receive loop per connection, and it alone reads the socket: while the connection is idle it is just
+a watcher on the hub (no greenlet, so ten thousand idle connections stay cheap); when the socket turns
+readable a reader greenlet reads every frame there is, handing each to the request waiting for it or to
+the push handlers, and stays while replies are awaited. Tasks only ever write. A keepalive timer sends a
+protocol ping after ``ping_interval`` seconds of silence. When the connection drops, the reader records a
+``disconnect`` failure, fails every request still waiting on it at once, and a short-lived greenlet
+reconnects per the :class:`ReconnectPolicy` (each attempt recorded as a ``connect`` event).
 
 Every event has ``request_type="websocket"``. What each one's ``response_time`` means:
 
@@ -31,7 +33,6 @@ from typing import Any
 
 import gevent
 from gevent.event import AsyncResult, Event
-from gevent.socket import wait_read
 from locust.event import EventHook
 from websocket import (
     ABNF,
@@ -187,8 +188,15 @@ class WebSocketSession:
         self._connected_at = 0.0
         #: Set while connected, and for good once reconnecting has stopped (so waiters wake either way).
         self._ready = Event()
-        self._loop: gevent.Greenlet | None = None
+        self._started = False
         self._closing = False
+        self._connector: gevent.Greenlet | None = None
+        self._reader: gevent.Greenlet | None = None
+        self._watcher: Any = None  # the hub's io watcher on the socket while connected
+        self._keepalive: Any = None  # the hub's keepalive timer while connected
+        self._last_received = 0.0
+        self._pinged_at: float | None = None
+        self._drop_reason: str | None = None
         #: The session greenlet has finished: no more connecting or reconnecting.
         self._stopped = False
         self._ids = itertools.count(1)
@@ -210,8 +218,9 @@ class WebSocketSession:
 
     def start(self) -> None:
         """Start connecting (and receiving) on the session's own greenlet; returns at once."""
-        if self._loop is None:
-            self._loop = gevent.spawn(self._run)
+        if not self._started:
+            self._started = True
+            self._connector = gevent.spawn(self._connect_loop, False)
 
     def wait_connected(self, timeout: float | None = None) -> bool:
         """Block until connected (True), reconnecting gave up or ``timeout`` passed (False)."""
@@ -324,10 +333,13 @@ class WebSocketSession:
 
     def close(self, wait: bool = True) -> None:
         """Close the connection (close code 1000) and stop receiving and reconnecting; safe to call twice."""
+        if self._closing:
+            return
         self._closing = True
-        loop = self._loop
-        if loop is not None and not loop.dead:
-            loop.kill(block=wait)
+        if wait:
+            self._shutdown()
+        else:
+            gevent.spawn(self._shutdown)
 
     # Recording
 
@@ -350,7 +362,7 @@ class WebSocketSession:
         ws = self._ws
         if ws is not None:
             return ws
-        if self._loop is None or self._stopped:
+        if not self._started or self._stopped:
             raise WebSocketFailure("disconnect", "not connected")
         self._ready.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
         ws = self._ws
@@ -385,43 +397,36 @@ class WebSocketSession:
         elif waiter.match is not None and waiter in self._matchers:
             self._matchers.remove(waiter)
 
-    # The session greenlet: connect, receive, reconnect
+    # Connecting and reconnecting (on a greenlet that lives only while connecting or backing off)
 
-    def _run(self) -> None:
+    def _connect_loop(self, after_drop: bool) -> None:
         policy = self.settings.reconnect
         attempt = 0
-        was_connected = False
-        try:
-            while not self._closing:
-                ws = self._connect()
-                if ws is not None:
-                    if was_connected:
-                        self._counts.reconnects += 1
-                    was_connected = True
-                    attempt = 0
-                    self._lost(ws, self._receive(ws))
-                if self._closing or policy is None or policy.gives_up(attempt):
-                    return
-                gevent.sleep(policy.delay(attempt))
-                attempt += 1
-        finally:
-            ws = self._ws
-            if ws is not None:
-                with gevent.Timeout(CLOSE_SEND_TIMEOUT_S, False), contextlib.suppress(OSError, WebSocketException):
-                    ws.send_close()
-                self._lost(ws, None)
-            self._stopped = True
-            self._ready.set()
+        if after_drop:
+            assert policy is not None
+            gevent.sleep(policy.delay(attempt))
+            attempt += 1
+        while not self._closing:
+            if self._connect():
+                if after_drop:
+                    self._counts.reconnects += 1
+                return
+            if policy is None or policy.gives_up(attempt):
+                break
+            gevent.sleep(policy.delay(attempt))
+            attempt += 1
+        self._stopped = True
+        self._ready.set()
 
-    def _connect(self) -> WebSocket | None:
-        """One attempt, recorded as a ``connect`` event; the open connection, or None when it failed."""
+    def _connect(self) -> bool:
+        """One attempt, recorded as a ``connect`` event; True once the connection is open and watched."""
         options = self.settings.connect
         started = time.perf_counter()
         if not self._budget.acquire():
             limit, reserve = self._budget.limit, self._budget.reserve
             failure = WebSocketFailure("connect", f"open-file limit {limit} reached ({reserve} kept for Locust)")
             self._fire("connect", started, 0, failure)
-            return None
+            return False
         sslopt = {"context": options.ssl_context} if options.ssl_context is not None else None
         ws = WebSocket(skip_utf8_validation=True, sslopt=sslopt)
         try:
@@ -434,28 +439,38 @@ class WebSocketSession:
         except Exception as exc:
             self._budget.release()
             self._fire("connect", started, 0, _connect_failure(exc))
-            return None
+            return False
         except BaseException:  # GreenletExit: closed while connecting
             self._budget.release()
             ws.shutdown()
             self._fire("connect", started, 0, WebSocketFailure("cancelled", "closed while connecting"))
             raise
         assert ws.sock is not None
-        ws.sock.settimeout(None)  # reads wait on the socket; sends are bounded by each request's deadline
+        ws.sock.settimeout(None)  # reads happen when the socket is readable; sends are bounded per request
         self._fire("connect", started, 0, None)
         self._ws = ws
-        self._connected_at = time.perf_counter()
+        self._connected_at = self._last_received = time.perf_counter()
+        self._pinged_at = None
+        self._drop_reason = None
         self._counts.open += 1
+        self._watcher = gevent.get_hub().loop.io(ws.sock.fileno(), 1)
+        self._watcher.start(self._on_readable)
+        if self.settings.ping_interval is not None:
+            self._arm_keepalive(self.settings.ping_interval)
         self._ready.set()
-        return ws
+        return True
 
     def _lost(self, ws: WebSocket, detail: str | None) -> None:
-        """The connection ended: count it, record an unexpected end, fail its waiters, free its descriptor."""
+        """The connection ended: count it, record an unexpected end, fail its waiters, then reconnect."""
         if self._ws is not ws:
             return
         self._ws = None
         self._ready.clear()
         self._counts.open -= 1
+        for watcher in (self._watcher, self._keepalive):
+            if watcher is not None:
+                watcher.close()
+        self._watcher = self._keepalive = None
         ws.shutdown()
         self._budget.release()
         failure = WebSocketFailure("disconnect", detail or "closed by the client")
@@ -468,46 +483,110 @@ class WebSocketSession:
         self._pongs.clear()
         for waiter in waiters:
             waiter.result.set_exception(failure)
+        if self._closing:
+            return
+        if self.settings.reconnect is None:
+            self._stopped = True
+            self._ready.set()
+        else:
+            self._connector = gevent.spawn(self._connect_loop, True)
 
-    def _receive(self, ws: WebSocket) -> str:
-        """Read and dispatch frames until the connection ends; return why it ended (close code and reason)."""
-        interval = self.settings.ping_interval
-        ping_timeout = self.settings.ping_timeout
+    def _shutdown(self) -> None:
+        for greenlet in (self._connector, self._reader):
+            if greenlet is not None and greenlet is not gevent.getcurrent():
+                greenlet.kill()
+        ws = self._ws
+        if ws is not None:
+            with gevent.Timeout(CLOSE_SEND_TIMEOUT_S, False), contextlib.suppress(OSError, WebSocketException):
+                ws.send_close()
+            self._lost(ws, None)
+        self._stopped = True
+        self._ready.set()
+
+    # Receiving: a greenlet is spawned when the socket turns readable and lives while replies are awaited
+
+    def _on_readable(self) -> None:
+        """Runs on the hub: hand the socket to a reader greenlet; the watcher rests until that one is done."""
+        if self._watcher is not None:
+            self._watcher.stop()
+        self._reader = gevent.spawn(self._read, self._ws)
+
+    def _read(self, ws: WebSocket) -> None:
+        """Read frames while there are any or while someone waits for one; then watch the socket again."""
         sock = ws.sock
-        assert sock is not None
-        pinged_at: float | None = None
         try:
             while True:
-                if interval is not None and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-                    wait = interval if pinged_at is None else pinged_at + ping_timeout - time.perf_counter()
-                    if wait <= 0:
-                        return f"no pong within {ping_timeout:g} s"
-                    try:
-                        wait_read(sock.fileno(), wait)
-                    except TimeoutError:
-                        if pinged_at is None:
-                            pinged_at = time.perf_counter()
-                            ws.ping(_KEEPALIVE_TOKEN)
-                        continue
-                opcode, frame = ws.recv_data_frame(True)
-                if opcode == ABNF.OPCODE_TEXT or opcode == ABNF.OPCODE_BINARY:
-                    self._dispatch(self._decode(opcode, frame.data), len(frame.data))
-                elif opcode == ABNF.OPCODE_PONG:
-                    if frame.data == _KEEPALIVE_TOKEN and pinged_at is not None:
-                        self._fire(KEEPALIVE, pinged_at, len(frame.data), None)
-                        pinged_at = None
-                    else:
-                        waiter = self._pongs.pop(frame.data, None)
-                        if waiter is not None:
-                            waiter.result.set((None, 0))
-                elif opcode == ABNF.OPCODE_CLOSE:
-                    return _close_detail(frame.data)
+                detail = self._read_frame(ws)
+                if detail is not None:
+                    self._lost(ws, detail)
+                    return
+                if not (self._by_id or self._matchers or self._pongs) and not (
+                    isinstance(sock, ssl.SSLSocket) and sock.pending()
+                ):
+                    break
         except (OSError, WebSocketConnectionClosedException):
-            return close_code_text(1006)
+            self._lost(ws, self._drop_reason or close_code_text(1006))
+            return
         except UnicodeDecodeError:
-            return "protocol error: a text frame that is not UTF-8"
+            self._lost(ws, "protocol error: a text frame that is not UTF-8")
+            return
         except WebSocketException as exc:  # a malformed frame: nothing after it can be trusted
-            return f"protocol error: {str(exc)[:60]}"
+            self._lost(ws, f"protocol error: {str(exc)[:60]}")
+            return
+        finally:
+            self._reader = None
+        if self._ws is ws and self._watcher is not None:
+            self._watcher.start(self._on_readable)
+
+    def _read_frame(self, ws: WebSocket) -> str | None:
+        """Read one message or control frame and dispatch it; a close frame's code and reason end the read."""
+        opcode, frame = ws.recv_data_frame(True)
+        self._last_received = time.perf_counter()
+        if opcode == ABNF.OPCODE_TEXT or opcode == ABNF.OPCODE_BINARY:
+            self._dispatch(self._decode(opcode, frame.data), len(frame.data))
+        elif opcode == ABNF.OPCODE_PONG:
+            if frame.data == _KEEPALIVE_TOKEN and self._pinged_at is not None:
+                self._fire(KEEPALIVE, self._pinged_at, len(frame.data), None)
+                self._pinged_at = None
+                assert self.settings.ping_interval is not None
+                self._arm_keepalive(self.settings.ping_interval)
+            else:
+                waiter = self._pongs.pop(frame.data, None)
+                if waiter is not None:
+                    waiter.result.set((None, 0))
+        elif opcode == ABNF.OPCODE_CLOSE:
+            return _close_detail(frame.data)
+        return None
+
+    # Keepalive: a timer per connection; a short-lived greenlet sends each ping
+
+    def _arm_keepalive(self, seconds: float) -> None:
+        if self._keepalive is not None:
+            self._keepalive.close()
+        self._keepalive = gevent.get_hub().loop.timer(max(0.0, seconds))
+        self._keepalive.start(self._on_keepalive_due)
+
+    def _on_keepalive_due(self) -> None:
+        """Runs on the hub: ping after ``ping_interval`` of silence; drop the link when a pong is overdue."""
+        ws = self._ws
+        interval = self.settings.ping_interval
+        if ws is None or interval is None:
+            return
+        if self._pinged_at is not None:
+            self._drop_reason = f"no pong within {self.settings.ping_timeout:g} s"
+            ws.abort()  # the reader sees the end of the stream and records the drop with this reason
+            return
+        idle = time.perf_counter() - self._last_received
+        if idle < interval:
+            self._arm_keepalive(interval - idle)
+            return
+        self._pinged_at = time.perf_counter()
+        gevent.spawn(self._send_keepalive, ws)
+        self._arm_keepalive(self.settings.ping_timeout)
+
+    def _send_keepalive(self, ws: WebSocket) -> None:
+        with contextlib.suppress(OSError, WebSocketException):  # a broken link is the reader's to record
+            ws.ping(_KEEPALIVE_TOKEN)
 
     def _decode(self, opcode: int, data: bytes) -> Message:
         if opcode == ABNF.OPCODE_BINARY:
