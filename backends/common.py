@@ -24,6 +24,13 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser that reports a bad command line in one line (no usage dump), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{self.prog}: {message}")
+
+
 def announce_ready(kind: str, host: str, port: int) -> None:
     """Tell whoever started us where we listen (a single, machine-readable stdout line)."""
     shown_host = f"[{host}]" if ":" in host else host

@@ -27,6 +27,7 @@ from grpc_reflection.v1alpha import reflection
 
 from backends import grpc_faults
 from backends.common import (
+    OneLineParser,
     StartupError,
     add_common_arguments,
     announce_ready,
@@ -296,7 +297,7 @@ SERVICE_NAMES = (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m backends.grpc_server", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m backends.grpc_server", description=__doc__.splitlines()[0])
     add_common_arguments(parser, default_port=50051)
     parser.add_argument("--tls-client-ca", metavar="PEM", help="CA for client certificates; enables mTLS")
     faults = parser.add_argument_group("fault injection for every call (metadata x-fault-* overrides)")

@@ -16,13 +16,13 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable
-from typing import NoReturn
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from backends import ws_faults
 from backends.common import (
+    OneLineParser,
     StartupError,
     add_common_arguments,
     announce_ready,
@@ -52,13 +52,6 @@ CLOSE_TIMEOUT_S = 2.0
 LISTEN_BACKLOG = 4096
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An argument parser that reports a bad command line in one line (no usage dump)."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(f"{self.prog}: {message}")
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -70,7 +63,7 @@ def _positive_int(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = _OneLineParser(prog="python -m backends.websocket_server", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m backends.websocket_server", description=__doc__.splitlines()[0])
     add_common_arguments(parser, default_port=8080)
     parser.add_argument(
         "--max-size",
