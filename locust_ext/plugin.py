@@ -44,6 +44,10 @@ def _features() -> list[tuple[Callable[..., None], Callable[..., None]]]:
     from locust_ext import shapes
 
     features.append((shapes.add_arguments, shapes.on_init))
+    # Iterations: --iteration-limit (exact count) and the open model (--arrival-rate / --arrival-stages).
+    from locust_ext import iterations
+
+    features.append((iterations.add_arguments, iterations.on_init))
     return features
 
 
