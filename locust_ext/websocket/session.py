@@ -122,7 +122,7 @@ def _connect_failure(exc: BaseException) -> WebSocketFailure:
     elif isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in str(exc):
         detail = "timeout"
     elif isinstance(exc, ssl.SSLCertVerificationError):
-        detail = f"TLS: {exc.verify_message}"
+        detail = f"TLS: certificate verify failed ({exc.verify_message})"
     elif isinstance(exc, ssl.SSLError):
         detail = f"TLS: {exc.reason or exc}"
     elif isinstance(exc, WebSocketBadStatusException):
