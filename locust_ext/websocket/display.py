@@ -60,9 +60,7 @@ class ConnectionDisplay:
 
     def on_quitting(self, **_: Any) -> None:
         self.greenlet.kill(block=False)
-        totals = self.gauges.publish()
-        if totals != ConnectionCounts() or self.last_logged is not None:
-            log.info(summary_line(totals))
+        log.info(summary_line(self.gauges.publish()))
 
     def _add_web_ui_tab(self) -> None:
         """A "WebSocket" tab through Locust's extended tabs, fed with each /stats/requests poll."""

@@ -144,14 +144,22 @@ def _check_preflight(environment: Environment) -> None:
     runner = environment.runner
     if runner is None:
         return
-    classes = {user_class.__name__: user_class for user_class in environment.user_classes}
-    wanted = sum(
-        count
-        for name, count in (getattr(runner, "target_user_classes_count", None) or {}).items()
-        if issubclass(classes.get(name, User), WebSocketUser)
-    )
+    wanted = _websocket_users_wanted(environment)
     if wanted <= _checked_targets.get(environment, 0):
         return
     _checked_targets[environment] = wanted
     for message in preflight_messages(wanted, environment.host):
         log.warning(message)
+
+
+def _websocket_users_wanted(environment: Environment) -> int:
+    """WebSocket users this process is asked to run: per class on a worker, by class weight on a local runner."""
+    runner = environment.runner
+    classes = {user_class.__name__: user_class for user_class in environment.user_classes}
+    per_class = getattr(runner, "target_user_classes_count", None) or {}
+    if per_class:
+        return sum(count for name, count in per_class.items() if issubclass(classes.get(name, User), WebSocketUser))
+    weights = {user_class: max(0, getattr(user_class, "weight", 1)) for user_class in environment.user_classes}
+    total = sum(weights.values()) or 1
+    share = sum(weight for user_class, weight in weights.items() if issubclass(user_class, WebSocketUser)) / total
+    return round(getattr(runner, "target_user_count", 0) * share)
