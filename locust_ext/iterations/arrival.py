@@ -18,9 +18,11 @@ from typing import Any
 
 import gevent
 from gevent.event import AsyncResult
-from locust import constant
+from locust import User, constant
 from locust.env import Environment
+from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
+from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from locust_ext.iterations import intended_start
 from locust_ext.iterations.distributed import RunCoordinator, WorkerShare
@@ -32,6 +34,8 @@ __all__ = ["OpenModel", "arrival_offsets"]
 log = logging.getLogger(__name__)
 
 REPORT_KEY = "locust_ext_arrivals"
+#: How long the schedule waits at the start for the spawned users to be ready for iterations.
+POOL_READY_TIMEOUT_S = 2.0
 
 
 def arrival_offsets(
@@ -55,7 +59,8 @@ def arrival_offsets(
             while due_count < stage_count:
                 missing = due_count - counted
                 # the positive root of counted + low*x + slope/2*x^2 = due_count, in a form stable as slope -> 0
-                yield elapsed + 2 * missing / (low + math.sqrt(low * low + 2 * slope * missing))
+                root = 2 * missing / (low + math.sqrt(low * low + 2 * slope * missing)) if missing else 0.0
+                yield elapsed + root
                 due_count += 1
             counted = stage_count
         elapsed += duration
@@ -88,7 +93,7 @@ class OpenModel:
             events.test_start.add_listener(self._reset_totals)
         else:
             events.spawning_complete.add_listener(self._start_schedule)
-            events.test_stop.add_listener(self._stop_schedule)
+            events.test_stopping.add_listener(self._stop_schedule)  # before users are stopped: no false drops
             if isinstance(runner, WorkerRunner):
                 events.report_to_master.add_listener(self._report_to_master)
         if not isinstance(runner, WorkerRunner) and coordinator.plan.open_model:
@@ -124,6 +129,11 @@ class OpenModel:
             self.scheduler = None
 
     def _run_schedule(self) -> None:
+        runner = self.environment.runner
+        assert runner is not None
+        ready_by = time.perf_counter() + POOL_READY_TIMEOUT_S
+        while len(self.idle) < runner.user_count and time.perf_counter() < ready_by:
+            gevent.sleep(0.01)  # spawned users are still running on_start; the first iterations need them
         started_at = time.perf_counter()
         offsets = arrival_offsets(
             self.stages,
@@ -149,9 +159,14 @@ class OpenModel:
 
     # --- the users' side (IterationController) -----------------------------------------------------------
 
-    def begin(self) -> None:
+    def begin(self, user: User) -> None:
         if not self.active:
             return
+        # Waiting for the next iteration is the open model's wait_time: like TaskSet.wait(), a user stopped
+        # while it waits goes at once, and one asked to stop does not take another iteration.
+        if user._state == LOCUST_STATE_STOPPING:
+            raise StopUser()
+        user._state = LOCUST_STATE_WAITING
         ticket = AsyncResult()
         self.idle.append(ticket)
         try:
@@ -163,10 +178,11 @@ class OpenModel:
             else:
                 self.idle.remove(ticket)
             raise
+        user._state = LOCUST_STATE_RUNNING
         self.in_flight += 1
         intended_start.begin_iteration(due)
 
-    def end(self) -> None:
+    def end(self, user: User) -> None:
         if not self.active:
             return
         intended_start.end_iteration()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from locust import User
 from locust.exception import StopUser
 
 from locust_ext.iterations.distributed import RunCoordinator, WorkerShare, split_count
@@ -40,7 +41,7 @@ class IterationLimit:
         if self.total:
             log.info("Iteration limit: this process runs %d of %d iterations", self.share, self.total)
 
-    def begin(self) -> None:
+    def begin(self, user: User) -> None:
         self.coordinator.share_known.wait()
         assert self.share is not None
         if not self.total:
@@ -50,7 +51,7 @@ class IterationLimit:
             raise StopUser()
         self.started += 1
 
-    def end(self) -> None:
+    def end(self, user: User) -> None:
         if not self.total:
             return
         self.finished += 1

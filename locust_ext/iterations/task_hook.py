@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, Protocol
 
+from locust import User
 from locust.env import Environment
 from locust.user.task import DefaultTaskSet, TaskSet
 
@@ -22,10 +23,10 @@ __all__ = ["IterationController", "set_controllers"]
 class IterationController(Protocol):
     """Gets control before and after each iteration of the users of one Environment."""
 
-    def begin(self) -> None:
+    def begin(self, user: User) -> None:
         """Called in the user's greenlet before the task runs; may block, or raise StopUser to end the user."""
 
-    def end(self) -> None:
+    def end(self, user: User) -> None:
         """Called in the user's greenlet after the task, however it ended."""
 
 
@@ -54,12 +55,12 @@ def _wrap(execute_task: Callable[[Any, Any], Any]) -> Callable[[Any, Any], None]
         begun: list[IterationController] = []
         try:
             for controller in controllers:
-                controller.begin()
+                controller.begin(self.user)
                 begun.append(controller)
             execute_task(self, task)
         finally:
             for controller in reversed(begun):
-                controller.end()
+                controller.end(self.user)
 
     return execute_iteration
 
