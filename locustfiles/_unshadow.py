@@ -1,9 +1,10 @@
-"""Give the names ``grpc`` and ``websocket`` back to their libraries; import this first in those locustfiles.
+"""Give the names ``grpc`` and ``websocket`` back to their libraries; import this first in the locustfiles here.
 
 Locust imports ``locustfiles/grpc.py`` as a module named ``grpc`` (and ``websocket.py`` as ``websocket``),
-registered in ``sys.modules`` before the file runs and with this folder first on ``sys.path``: the file would
-hide the library it uses. This drops the placeholder and imports the real library with this folder off the path.
-Locust keeps its own reference to the locustfile module, so nothing else changes.
+registered in ``sys.modules`` before the file runs, and puts this folder first on ``sys.path``: a locustfile
+would hide the library it uses, and its sibling would hide the other library. This drops such a placeholder
+and imports both real libraries with this folder off the path. Locust keeps its own reference to the
+locustfile module, so nothing else changes.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ def _is_ours(module: object) -> bool:
 
 
 for _library in ("grpc", "websocket"):
-    if _is_ours(sys.modules.get(_library)):
-        del sys.modules[_library]
+    if _library not in sys.modules or _is_ours(sys.modules[_library]):
+        sys.modules.pop(_library, None)
         _saved_path = list(sys.path)
         sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
         try:

@@ -15,8 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gevent
+import gevent.event
 import grpc
 from locust.event import EventHook
+from locust.exception import StopUser
 
 from locust_ext.grpc.errors import GrpcCallError
 
@@ -80,6 +82,10 @@ class CallRecorder:
         self.bidi_round_trips = bidi_round_trips
         self.unavailable_backoff = unavailable_backoff
         self._backoff_s = 0.0
+        self._calls_in_flight = 0
+        self._idle = gevent.event.Event()
+        self._idle.set()
+        self._stopping = False
         #: When set, calls are recorded under this name instead of their method path.
         self.name_override: str | None = None
         self._open_streams: weakref.WeakSet[RecordedStream] = weakref.WeakSet()
@@ -106,6 +112,23 @@ class CallRecorder:
             exception=error,
             context=context,
         )
+
+    def call_starting(self) -> None:
+        """A unary-response call is about to block; refused (StopUser) once the user is being stopped."""
+        if self._stopping:
+            raise StopUser()
+        self._calls_in_flight += 1
+        self._idle.clear()
+
+    def call_ended(self) -> None:
+        self._calls_in_flight -= 1
+        if not self._calls_in_flight:
+            self._idle.set()
+
+    def stop_calls(self, grace_s: float) -> bool:
+        """Refuse new unary calls and wait up to ``grace_s`` for those in flight; True if none is left."""
+        self._stopping = True
+        return self._idle.wait(grace_s)
 
     def pause_if_unavailable(self, error: GrpcCallError) -> None:
         """After UNAVAILABLE, pause this user (doubling up to a cap) so a dead server is not hammered in a hot loop.
@@ -317,13 +340,14 @@ class _RecordedUnaryResponse(_Recorded):
         timeout, metadata = recorder.call_options(timeout, metadata)
         requests = _WatchedRequests(request, None) if self._streams_requests else None
         started = time.perf_counter()
-        # future(), not a blocking call: a user stopped mid-call must be able to cancel it, or grpc keeps the
-        # call (and its connection) alive with nobody left to collect the result.
-        future = self._inner.future(
-            requests if requests is not None else request, timeout=timeout, metadata=metadata, **kwargs
-        )
+        # A blocking call is the cheapest path through grpc under gevent (future() starts a channel thread per
+        # call when calls do not overlap). Killing a greenlet inside it would strand the call, so GrpcUser.stop
+        # waits for calls in flight (see CallRecorder.stop_calls) instead of killing mid-call.
+        recorder.call_starting()
         try:
-            response = future.result()
+            response, call = self._inner.with_call(
+                requests if requests is not None else request, timeout=timeout, metadata=metadata, **kwargs
+            )
         except grpc.RpcError as error:
             failure = _call_error(error, requests)
             recorder.fire(name, started, 0, failure)
@@ -331,13 +355,14 @@ class _RecordedUnaryResponse(_Recorded):
                 raise requests.error from None
             recorder.pause_if_unavailable(failure)
             raise failure from None
-        except BaseException:  # GreenletExit: the user was stopped while the call was in flight
-            future.cancel()
+        except BaseException:  # GreenletExit: killed mid-call without GrpcUser.stop (e.g. after --stop-timeout)
             recorder.fire(name, started, 0, _cancelled_by_stop("call"))
             raise
+        finally:
+            recorder.call_ended()
         recorder.fire(name, started, _size(response), None)
         recorder.call_succeeded()
-        return response, future
+        return response, call
 
     def __call__(self, request: Any, timeout: Any = _DEFAULT, metadata: Metadata | None = None, **kwargs: Any) -> Any:
         return self._invoke(request, timeout, metadata, kwargs)[0]

@@ -43,6 +43,10 @@ class GrpcUser(User):
     #: hammered in a hot loop; None disables it. The pause is not counted in any response time.
     unavailable_backoff: ClassVar[tuple[float, float] | None] = (0.05, 1.0)
 
+    #: A forced stop waits up to this long for a unary call in flight to finish (and be recorded with its real
+    #: outcome) before the user is killed; new calls are refused meanwhile.
+    stop_grace: ClassVar[float] = 5.0
+
     # Metadata
     #: Sent with every call, before the call's own metadata (e.g. ``(("authorization", "Bearer x"),)``).
     metadata: ClassVar[tuple[tuple[str, str], ...]] = ()
@@ -129,6 +133,12 @@ class GrpcUser(User):
             yield
         finally:
             self._recorder.name_override = previous
+
+    def stop(self, force: bool = False) -> bool:
+        """Stop like any Locust user, but never kill one in the middle of a unary call (see ``stop_grace``)."""
+        if force:
+            self._recorder.stop_calls(self.stop_grace)
+        return bool(super().stop(force))
 
     def start(self, group: Group) -> Greenlet:
         greenlet = super().start(group)
