@@ -121,8 +121,9 @@ def test_a_server_stall_shows_in_p99_under_the_open_model_only(tmp_path: Path) -
                 if process.poll() is None:
                     process.kill()
                     process.communicate()
-    assert open_model.returncode == 0, open_stderr[-2000:]
-    assert closed_model.returncode == 0, closed_stderr[-2000:]
+    # 1: GrpcUser may record a call as cut short when the run ends; anything worse is a crash
+    for process, stderr in ((open_model, open_stderr), (closed_model, closed_stderr)):
+        assert process.returncode in (0, 1) and "Traceback" not in stderr, stderr[-2000:]
     stall_ms = STALL_S * 1000
     open_p99, open_max = p99_and_max(tmp_path / "open.json")
     closed_p99, closed_max = p99_and_max(tmp_path / "closed.json")
