@@ -4,7 +4,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := .cache/statsd/.installed
-LOCUST := $(VENV)/bin/locust
 DEMO_TIME ?= 20s
 DEMO_USERS ?= 20
 
@@ -33,14 +32,9 @@ backends: $(STAMP)
 stop:
 	@test -x $(PY) && $(PY) -m backends.control stop || true
 
+# Both backends, a headless run of each example locustfile graded by thresholds.yaml, reports in reports/.
 demo: $(STAMP)
-	@mkdir -p reports
-	$(PY) -m backends.control start
-	$(LOCUST) -f locustfiles/grpc.py --headless -u $(DEMO_USERS) -r 10 -t $(DEMO_TIME) --only-summary \
-	    --html reports/demo.html --json-file reports/demo \
-	    --thresholds thresholds.yaml --thresholds-report reports/gate.json --thresholds-report reports/gate.md; \
-	status=$$?; $(PY) -m backends.control stop; \
-	echo "report: reports/demo.html, gate: reports/gate.md (exit $$status)"; exit $$status
+	$(PY) scripts/demo.py --time $(DEMO_TIME) --users $(DEMO_USERS)
 
 test: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check .
@@ -53,8 +47,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Every bench script (helpers and bench locustfiles excluded); each prints ratios measured in one run.
 bench: $(STAMP)
-	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in $(filter-out bench/_% bench/locustfile_%,$(wildcard bench/*.py)); do \
+	    echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean: stop
 	rm -rf $(VENV) .cache run reports .pytest_cache .mypy_cache .ruff_cache
