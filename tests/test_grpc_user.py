@@ -449,3 +449,24 @@ def test_reflection_bad_input_names_the_problem(
         user.client.call(method, message)
     assert recorded.events == []
     user._close()
+
+
+class Subscriber(GrpcUser):
+    stub_class = pb_grpc.StreamStub
+    wait_time = constant(0)
+
+    @task
+    def subscribe(self) -> None:
+        for _message in self.stub.Subscribe(pb.StreamRequest(count=5, interval_ms=50)):
+            pass
+
+
+def test_stop_lets_streams_in_flight_finish(grpc_backend: Backend) -> None:
+    env, recorded = environment_for(Subscriber, host=grpc_backend.address)
+    with local_run(env, users=10):
+        gevent.sleep(1.0)
+    gevent.sleep(0.3)
+    streams = recorded.of("grpc", SUBSCRIBE)
+    assert streams and all(e["exception"] is None for e in streams)
+    server = counters(grpc_backend).methods[SUBSCRIBE]
+    assert (server.received, server.completed, server.cancelled) == (len(streams), len(streams), 0)

@@ -114,7 +114,7 @@ class CallRecorder:
         )
 
     def call_starting(self) -> None:
-        """A unary-response call is about to block; refused (StopUser) once the user is being stopped."""
+        """A call is about to start; refused (StopUser) once the user is being stopped."""
         if self._stopping:
             raise StopUser()
         self._calls_in_flight += 1
@@ -273,6 +273,7 @@ class RecordedStream:
         if self._done:
             return
         self._done = True
+        self._recorder.call_ended()
         elapsed = time.perf_counter() - self._started
         self._recorder.fire(
             self._name,
@@ -391,7 +392,12 @@ class RecordedUnaryStream(_Recorded):
         recorder = self._recorder
         timeout, metadata = recorder.call_options(timeout, metadata)
         started = time.perf_counter()
-        call = self._inner(request, timeout=timeout, metadata=metadata, **kwargs)
+        recorder.call_starting()
+        try:
+            call = self._inner(request, timeout=timeout, metadata=metadata, **kwargs)
+        except BaseException:
+            recorder.call_ended()
+            raise
         return RecordedStream(recorder, self._name, started, call)
 
 
@@ -406,7 +412,12 @@ class RecordedStreamStream(_Recorded):
         sent_times: deque[float] | None = deque() if recorder.bidi_round_trips else None
         requests = _WatchedRequests(request_iterator, sent_times)
         started = time.perf_counter()
-        call = self._inner(requests, timeout=timeout, metadata=metadata, **kwargs)
+        recorder.call_starting()
+        try:
+            call = self._inner(requests, timeout=timeout, metadata=metadata, **kwargs)
+        except BaseException:
+            recorder.call_ended()
+            raise
         return RecordedStream(recorder, self._name, started, call, requests, sent_times)
 
 

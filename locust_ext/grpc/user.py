@@ -15,6 +15,7 @@ from gevent import Greenlet
 from gevent.pool import Group
 from locust import User
 from locust.env import Environment
+from locust.user.users import LOCUST_STATE_WAITING
 
 from locust_ext.grpc.channels import ChannelSpec, SharedChannels, open_channel
 from locust_ext.grpc.recording import CallRecorder, RecordingChannel, SendTime, sent_at_unix_nanos
@@ -43,7 +44,7 @@ class GrpcUser(User):
     #: hammered in a hot loop; None disables it. The pause is not counted in any response time.
     unavailable_backoff: ClassVar[tuple[float, float] | None] = (0.05, 1.0)
 
-    #: A forced stop waits up to this long for a unary call in flight to finish (and be recorded with its real
+    #: A stop that kills waits up to this long for calls in flight to finish (and be recorded with their real
     #: outcome) before the user is killed; new calls are refused meanwhile.
     stop_grace: ClassVar[float] = 5.0
 
@@ -135,8 +136,12 @@ class GrpcUser(User):
             self._recorder.name_override = previous
 
     def stop(self, force: bool = False) -> bool:
-        """Stop like any Locust user, but never kill one in the middle of a unary call (see ``stop_grace``)."""
-        if force:
+        """Stop like any Locust user, but never kill one in the middle of a call (see ``stop_grace``).
+
+        Locust kills a user it finds waiting; one that has just woken up may already be inside its next call
+        when the kill lands. So before any kill, new calls are refused and calls in flight are waited for.
+        """
+        if force or self._state in (None, LOCUST_STATE_WAITING):
             self._recorder.stop_calls(self.stop_grace)
         return bool(super().stop(force))
 
