@@ -1,8 +1,10 @@
 """Reference gRPC server: hello, compute, echo (unary and streaming), server stream, admin counters.
 
-``python -m backends.grpc_server [--host 127.0.0.1] [--port 50051]``. Also serves grpc.health.v1 and
-server reflection. Built on grpc.aio, one event loop in one process: measured faster than the
-thread-pool server (see README, "Measured figures"). Faults: see ``backends.grpc_faults``.
+``python -m backends.grpc_server [--host 127.0.0.1] [--port 50051] [--workers N]``. Also serves grpc.health.v1
+and server reflection. Each process is one grpc.aio event loop; ``--workers N`` runs N of them on one port
+(``backends.grpc_workers``) with shared counters (``backends.grpc_counters``). Chosen by measurement
+(``bench/grpc_backend_throughput.py``, README "Why this server implementation"). Counting and faults:
+``backends.grpc_traffic`` and ``backends.grpc_faults``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 # grpc core logs its own copy of startup errors (e.g. a port in use) to stderr; we report them in one line.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
@@ -38,191 +38,17 @@ from backends.common import (
     read_file_bytes,
 )
 from backends.compute import MAX_HASH_ROUNDS, hash_rounds
+from backends.grpc_counters import SharedBlock, TrafficCounters
+from backends.grpc_traffic import CountingRegistrar, Traffic
+from backends.grpc_workers import claim_port, listen_address, run_workers
 from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
 
 log = logging.getLogger("backends.grpc_server")
 
-#: Methods under this prefix are counted and can be faulted; Admin, health and reflection are not.
-COUNTED_PREFIX = "/loadtest.v1."
-ADMIN_PREFIX = "/loadtest.v1.Admin/"
 MAX_STREAM_PAYLOAD = 16 * 1024 * 1024
-
-
-@dataclass
-class MethodCounters:
-    """Mutable per-method tallies; field names mirror ``loadtest.v1.MethodCounters``."""
-
-    received: int = 0
-    completed: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    messages_sent: int = 0
-    messages_received: int = 0
-
-
-@dataclass
-class TrafficCounters:
-    """Everything the server has seen since the last reset. Touched only from the event loop."""
-
-    methods: dict[str, MethodCounters] = field(default_factory=dict)
-    peers: set[str] = field(default_factory=set)
-
-    def for_method(self, method: str) -> MethodCounters:
-        counters = self.methods.get(method)
-        if counters is None:
-            counters = self.methods[method] = MethodCounters()
-        return counters
-
-    def snapshot(self) -> pb.Counters:
-        reply = pb.Counters(distinct_peers=len(self.peers))
-        for method, c in self.methods.items():
-            reply.methods[method].CopyFrom(pb.MethodCounters(**vars(c)))
-        return reply
-
-    def reset(self) -> pb.Counters:
-        """Clear every tally; return what they were."""
-        before = self.snapshot()
-        self.methods.clear()
-        self.peers.clear()
-        return before
-
-
-class _CallTally:
-    """Tracks one call's outcome and books it in the counters exactly once, when gRPC says the call is done."""
-
-    def __init__(self, counters: MethodCounters) -> None:
-        self.counters = counters
-        self.outcome = "cancelled"  # until the handler says otherwise
-        counters.received += 1
-
-    def on_done(self, context: grpc.aio.ServicerContext) -> None:
-        if context.cancelled():
-            self.counters.cancelled += 1
-        elif self.outcome == "completed":
-            self.counters.completed += 1
-        elif self.outcome == "failed":
-            self.counters.failed += 1
-        else:
-            self.counters.cancelled += 1
-
-
-class TrafficInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and faults every loadtest.v1 call (except Admin) in one place, for all four call kinds."""
-
-    def __init__(self, counters: TrafficCounters, defaults: grpc_faults.FaultDefaults) -> None:
-        self.counters = counters
-        self.defaults = defaults
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or not method.startswith(COUNTED_PREFIX) or method.startswith(ADMIN_PREFIX):
-            return handler
-        return self._wrap(handler, method)
-
-    async def _begin(self, method: str, context: grpc.aio.ServicerContext) -> tuple[_CallTally, Any]:
-        counters = self.counters.for_method(method)
-        tally = _CallTally(counters)
-        self.counters.peers.add(context.peer())
-        context.add_done_callback(tally.on_done)
-        try:
-            fault = grpc_faults.decide(context.invocation_metadata() or (), self.defaults)
-        except grpc_faults.FaultSpecError as exc:
-            tally.outcome = "failed"
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if fault.delay_ms:
-            await asyncio.sleep(fault.delay_ms / 1000.0)
-        if fault.status is not None and fault.after_messages is None:
-            tally.outcome = "failed"
-            await context.abort(fault.status, fault.message)
-        return tally, fault
-
-    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-        begin = self._begin
-
-        async def fail_after_limit(tally: _CallTally, fault: Any, context: grpc.aio.ServicerContext) -> None:
-            tally.outcome = "failed"
-            await context.abort(fault.status, fault.message)
-
-        if not handler.request_streaming and not handler.response_streaming:
-            inner_uu = handler.unary_unary
-
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                tally, _ = await begin(method, context)
-                reply = await inner_uu(request, context)
-                tally.outcome = "completed"
-                return reply
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
-            )
-
-        if not handler.request_streaming:
-            inner_us = handler.unary_stream
-
-            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                tally, fault = await begin(method, context)
-                sent = 0
-                async for reply in inner_us(request, context):
-                    if fault.after_messages is not None and sent >= fault.after_messages:
-                        await fail_after_limit(tally, fault, context)
-                    yield reply
-                    sent += 1
-                    tally.counters.messages_sent += 1
-                if fault.after_messages is not None:
-                    await fail_after_limit(tally, fault, context)
-                tally.outcome = "completed"
-
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
-            )
-
-        def limited_requests(
-            requests: AsyncIterator[Any], tally: _CallTally, fault: Any, context: grpc.aio.ServicerContext
-        ) -> AsyncIterator[Any]:
-            async def generate() -> AsyncIterator[Any]:
-                read = 0
-                async for request in requests:
-                    if fault.after_messages is not None and read >= fault.after_messages:
-                        await fail_after_limit(tally, fault, context)
-                    read += 1
-                    tally.counters.messages_received += 1
-                    yield request
-                if fault.after_messages is not None:
-                    await fail_after_limit(tally, fault, context)
-
-            return generate()
-
-        if not handler.response_streaming:
-            inner_su = handler.stream_unary
-
-            async def stream_unary(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
-                tally, fault = await begin(method, context)
-                reply = await inner_su(limited_requests(requests, tally, fault, context), context)
-                tally.outcome = "completed"
-                return reply
-
-            return grpc.stream_unary_rpc_method_handler(
-                stream_unary, handler.request_deserializer, handler.response_serializer
-            )
-
-        inner_ss = handler.stream_stream
-
-        async def stream_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            tally, fault = await begin(method, context)
-            async for reply in inner_ss(limited_requests(requests, tally, fault, context), context):
-                yield reply
-                tally.counters.messages_sent += 1
-            tally.outcome = "completed"
-
-        return grpc.stream_stream_rpc_method_handler(
-            stream_stream, handler.request_deserializer, handler.response_serializer
-        )
+MAX_WORKERS = 64
+ORPHAN_CHECK_S = 1.0
 
 
 class HelloService(pb_grpc.HelloServicer):
@@ -305,6 +131,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     faults.add_argument("--fault-error-rate", type=probability, default=0.0, help="chance a call fails, 0-1")
     faults.add_argument("--fault-status", default="UNAVAILABLE", help="status for --fault-error-rate failures")
     parser.add_argument(
+        "--workers",
+        type=worker_count,
+        default=1,
+        help="server processes sharing the port (SO_REUSEPORT); counters add up across them (default 1)",
+    )
+    parser.add_argument(
         "--max-message-bytes", type=int, default=64 * 1024 * 1024, help="largest message accepted or sent"
     )
     args = parser.parse_args(argv)
@@ -334,21 +166,36 @@ def server_credentials(args: argparse.Namespace) -> grpc.ServerCredentials | Non
         raise StartupError(f"--tls-cert/--tls-key: not a usable PEM certificate and key: {exc}") from exc
 
 
-async def serve(args: argparse.Namespace) -> None:
-    counters = TrafficCounters()
+def worker_count(text: str) -> int:
+    """argparse type: a number of worker processes, 1-64."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{value} is outside 1-{MAX_WORKERS}")
+    return value
+
+
+async def serve(
+    args: argparse.Namespace, port: int, block: SharedBlock, share_port: bool, on_ready: Callable[[], None]
+) -> None:
+    """Serve on ``port`` until SIGINT/SIGTERM (or until the supervising process is gone, when ``share_port``)."""
+    counters = TrafficCounters(block)
     defaults = grpc_faults.FaultDefaults(args.fault_delay_ms, args.fault_error_rate, args.fault_status)
     server = grpc.aio.server(
-        interceptors=[TrafficInterceptor(counters, defaults)],
         options=[
-            ("grpc.so_reuseport", 0),  # a port in use must be an error, not a silently shared socket
+            # Only our own workers share a port (grpc_workers claimed it first); otherwise a port in use is an error.
+            ("grpc.so_reuseport", int(share_port)),
             ("grpc.max_receive_message_length", args.max_message_bytes),
             ("grpc.max_send_message_length", args.max_message_bytes),
         ],
     )
-    pb_grpc.add_HelloServicer_to_server(HelloService(), server)
-    pb_grpc.add_ComputeServicer_to_server(ComputeService(), server)
-    pb_grpc.add_EchoServicer_to_server(EchoService(), server)
-    pb_grpc.add_StreamServicer_to_server(StreamService(), server)
+    counted = CountingRegistrar(server, Traffic(counters, defaults))
+    pb_grpc.add_HelloServicer_to_server(HelloService(), counted)
+    pb_grpc.add_ComputeServicer_to_server(ComputeService(), counted)
+    pb_grpc.add_EchoServicer_to_server(EchoService(), counted)
+    pb_grpc.add_StreamServicer_to_server(StreamService(), counted)
     pb_grpc.add_AdminServicer_to_server(AdminService(counters), server)
 
     health_servicer = health.aio.HealthServicer()
@@ -358,34 +205,58 @@ async def serve(args: argparse.Namespace) -> None:
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     credentials = server_credentials(args)
-    address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
+    address = listen_address(args.host, port)
     try:
         if credentials is None:
-            port = server.add_insecure_port(address)
+            bound = server.add_insecure_port(address)
         else:
-            port = server.add_secure_port(address, credentials)
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         raise StartupError(f"cannot listen on {address}: port in use or address not available") from exc
-    if port == 0:
+    if bound == 0:
         raise StartupError(f"cannot listen on {address}: port in use or address not available")
 
     await server.start()
-    announce_ready("grpcs" if credentials else "grpc", args.host, port)
+    on_ready()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    orphan_watch = loop.create_task(_stop_when_orphaned(os.getppid(), stop)) if share_port else None
     await stop.wait()
+    if orphan_watch is not None:
+        orphan_watch.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=1.0)
+
+
+async def _stop_when_orphaned(parent: int, stop: asyncio.Event) -> None:
+    """Set ``stop`` once the supervising process is gone (killed without the chance to stop its workers)."""
+    while os.getppid() == parent:
+        await asyncio.sleep(ORPHAN_CHECK_S)
+    stop.set()
+
+
+def run_server(
+    args: argparse.Namespace, port: int, block: SharedBlock, share_port: bool, on_ready: Callable[[], None]
+) -> None:
+    """One server process's whole life (see :func:`serve`); also the target of each ``--workers`` process."""
+    asyncio.run(serve(args, port, block, share_port, on_ready))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(serve(args))
+        scheme = "grpcs" if server_credentials(args) else "grpc"  # bad TLS files fail here, before any worker starts
+        port = claim_port(args.host, args.port)
+        block = SharedBlock.create()
+        announce = lambda: announce_ready(scheme, args.host, port)  # noqa: E731
+        if args.workers == 1:
+            run_server(args, port, block, False, announce)
+        else:
+            run_workers(run_server, args, port, block, announce)
     except StartupError as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -1,4 +1,8 @@
-"""The reference gRPC backend over real loopback sockets: every RPC, faults, counters, health, reflection."""
+"""The reference gRPC backend over real loopback sockets: every RPC, faults, counters, health, reflection.
+
+Every test runs against one server process and against ``--workers 2`` (two processes sharing the port and
+the counters), so exact counts, cancellations and distinct peers hold across processes too.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,15 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
-from locust_ext.testing import Backend
+from locust_ext.testing import Backend, running_backend
 
 HELLO = "/loadtest.v1.Hello/SayHello"
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["one-process", "two-workers"])
+def grpc_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    with running_backend("grpc", ["--workers", str(request.param)]) as backend:
+        yield backend
 
 
 @pytest.fixture
