@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from locust.env import Environment
 from locust.event import EventHook
 from locust.runners import MasterRunner, WorkerRunner
 
+from locust_ext.cli import EXIT_INVALID, exit_invalid
 from locust_ext.thresholds.baseline import load_baseline
 from locust_ext.thresholds.grading import AbortReason, BaselineLookup, MetricResult, Verdict, evaluate, evaluate_rule
 from locust_ext.thresholds.loader import load_thresholds
@@ -39,12 +39,10 @@ from locust_ext.thresholds.reports import (
 )
 from locust_ext.thresholds.stats_view import StatsHistory, rows_for_rule
 
-__all__ = ["EXIT_FAIL", "EXIT_INVALID", "EXIT_PASS", "ThresholdGate", "add_arguments", "graded_event", "on_init"]
+__all__ = ["EXIT_FAIL", "EXIT_PASS", "ThresholdGate", "add_arguments", "graded_event", "on_init"]
 
 EXIT_PASS = 0
 EXIT_FAIL = 3
-#: Bad thresholds file, baseline or report path.
-EXIT_INVALID = 2
 TAB_KEY = "thresholds"
 #: How often window snapshots are taken (the live grading interval comes from the file).
 _SNAPSHOT_INTERVAL_S = 1.0
@@ -90,12 +88,6 @@ def graded_event(environment: Environment) -> EventHook:
     return hook
 
 
-def _invalid(message: str) -> None:
-    """End the process before any load with the one-line reason (Locust's ``init`` is the CLI boundary)."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(EXIT_INVALID)
-
-
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     """Validate the gate's inputs and bind a :class:`ThresholdGate` to ``environment`` (not on workers)."""
     options = environment.parsed_options
@@ -105,16 +97,16 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
     baseline_path: str | None = getattr(options, "thresholds_baseline", None)
     if not getattr(options, "thresholds", None):
         if reports or baseline_path:
-            _invalid("--thresholds-report and --thresholds-baseline need --thresholds")
+            exit_invalid("--thresholds-report and --thresholds-baseline need --thresholds")
         return
     for path in reports:
         if report_format(path) is None:
-            _invalid(f"--thresholds-report {path}: unsupported extension (use {', '.join(REPORT_FORMATS)})")
+            exit_invalid(f"--thresholds-report {path}: unsupported extension (use {', '.join(REPORT_FORMATS)})")
     try:
         spec = load_thresholds(options.thresholds)
         baseline = load_baseline(baseline_path) if baseline_path else None
     except ThresholdsError as exc:
-        _invalid(str(exc))
+        exit_invalid(str(exc))
         return
     ThresholdGate(environment, spec, reports=reports, baseline=baseline, baseline_path=baseline_path)
 

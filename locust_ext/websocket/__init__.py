@@ -6,11 +6,11 @@ Everything else is configured with typed class attributes on the user (see :clas
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from locust.env import Environment
 
+from locust_ext.cli import exit_invalid
 from locust_ext.websocket.display import ConnectionDisplay
 from locust_ext.websocket.errors import WebSocketConfigError, WebSocketFailure, WebSocketUserError
 from locust_ext.websocket.gauges import ConnectionCounts, ConnectionGauges
@@ -30,8 +30,6 @@ __all__ = [
     "add_arguments",
     "on_init",
 ]
-
-EXIT_INVALID = 2
 
 
 def _fd_reserve(text: str) -> int:
@@ -61,6 +59,5 @@ def on_init(environment: Environment, **_: Any) -> None:
         try:
             check_user_classes(environment)
         except WebSocketConfigError as exc:
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            raise SystemExit(EXIT_INVALID) from None
+            exit_invalid(str(exc))
     ConnectionDisplay(environment, ConnectionGauges(environment))
