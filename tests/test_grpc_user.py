@@ -470,3 +470,71 @@ def test_stop_lets_streams_in_flight_finish(grpc_backend: Backend) -> None:
     assert streams and all(e["exception"] is None for e in streams)
     server = counters(grpc_backend).methods[SUBSCRIBE]
     assert (server.received, server.completed, server.cancelled) == (len(streams), len(streams), 0)
+
+
+def test_channel_options_and_compression_reach_the_channel(grpc_backend: Backend) -> None:
+    big = pb.EchoRequest(payload=b"b" * (5 * 1024 * 1024))  # over grpc's default 4 MiB receive limit
+    plain, recorded = one_user(Echoes, grpc_backend)
+    with pytest.raises(GrpcCallError) as caught:
+        plain.stub.Echo(big)
+    assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    plain._close()
+
+    class WideEchoes(Echoes):
+        channel_options = (("grpc.max_receive_message_length", 16 * 1024 * 1024),)
+        compression = grpc.Compression.Gzip
+
+    wide, recorded = one_user(WideEchoes, grpc_backend)
+    assert len(wide.stub.Echo(big).payload) == len(big.payload)
+    (event,) = recorded.of("grpc")
+    assert event["exception"] is None and event["response_length"] > 5 * 1024 * 1024
+    wide._close()
+
+
+def test_server_name_override_checks_the_certificate_against_that_name(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)  # the server certificate names localhost, 127.0.0.1 and ::1
+
+    class Named(Hello):
+        root_certificates = str(pki.ca_cert)
+        server_name_override = "localhost"
+
+    class Misnamed(Named):
+        server_name_override = "not-this-server.test"
+
+    with running_backend("grpc", ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]) as backend:
+        env, recorded = environment_for(Named, Misnamed, host=f"grpcs://{backend.address}")
+        named, misnamed = Named(env), Misnamed(env)
+        assert named.stub.SayHello(pb.HelloRequest(name="n")).message == "Hello, n!"
+        with pytest.raises(GrpcCallError) as caught:
+            misnamed.stub.SayHello(pb.HelloRequest(), timeout=5)
+        assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+        named._close()
+        misnamed._close()
+
+
+def test_tls_settings_on_a_plaintext_host_are_refused() -> None:
+    class Confused(Hello):
+        root_certificates = "/some/ca.pem"
+
+    with pytest.raises(GrpcConfigError, match="plaintext; use grpcs://"):
+        Confused.check_config("127.0.0.1:50051")
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("http://127.0.0.1:1", "error: HelloUser: host 'http://127.0.0.1:1': scheme must be grpc:// or grpcs://"),
+        ("127.0.0.1", "error: HelloUser: host '127.0.0.1': expected host:port"),
+    ],
+)
+def test_bad_host_stops_locust_before_load_with_one_line(host: str, expected: str) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "locust", "-f", "locustfiles/grpc.py", "HelloUser", "--headless"]
+    command += ["--host", host, "-u", "1", "-t", "5s", "--skip-log-setup"]
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(expected)
+    assert "Traceback" not in result.stderr and "All users spawned" not in result.stderr
