@@ -502,7 +502,7 @@ def test_server_name_override_checks_the_certificate_against_that_name(tmp_path:
         server_name_override = "not-this-server.test"
 
     with running_backend("grpc", ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]) as backend:
-        env, recorded = environment_for(Named, Misnamed, host=f"grpcs://{backend.address}")
+        env, _recorded = environment_for(Named, Misnamed, host=f"grpcs://{backend.address}")
         named, misnamed = Named(env), Misnamed(env)
         assert named.stub.SayHello(pb.HelloRequest(name="n")).message == "Hello, n!"
         with pytest.raises(GrpcCallError) as caught:
