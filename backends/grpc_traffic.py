@@ -1,8 +1,8 @@
 """Counting and fault injection around every loadtest.v1 handler, for all four call kinds, in one place.
 
 Handlers are wrapped once, when services are registered (:class:`CountingRegistrar`), not per call: a
-``grpc.aio`` server interceptor runs a coroutine and builds a new handler for every call, which measured about
-a sixth of the server's CPU per SayHello (``bench/grpc_backend_throughput.py``).
+``grpc.aio`` server interceptor runs a coroutine and builds a new handler for every call. Wrapping once
+measured about 5% more SayHello calls/s on one core, side by side with the interceptor version.
 """
 
 from __future__ import annotations
