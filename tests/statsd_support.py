@@ -1,22 +1,13 @@
-"""Test kit for the StatsD mirror: a strict StatsD line parser, a loopback UDP capture, headless runs."""
+"""Test kit for the StatsD mirror: a strict StatsD line parser and a loopback UDP capture."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import threading
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILES = Path(__file__).resolve().parent / "locustfiles_for_tests"
 
 _LINE = re.compile(
     r"(?P<name>[A-Za-z0-9_.\-;=/]+):(?P<value>-?\d+(?:\.\d+)?)\|(?P<type>c|ms|g)"
@@ -119,73 +110,3 @@ def udp_capture() -> Iterator[UdpCapture]:
         done.set()
         reader.join(5)
         sock.close()
-
-
-def locust_command(locustfile: str, *args: str) -> list[str]:
-    """A locust command line for a locustfile in tests/locustfiles_for_tests (comma-separated allowed)."""
-    files = ",".join(str(LOCUSTFILES / name) for name in locustfile.split(","))
-    return [sys.executable, "-m", "locust", "-f", files, "--skip-log-setup", *args]
-
-
-def run_locust(command: Sequence[str], env: dict[str, str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run one locust process to completion (killed after ``timeout``)."""
-    return subprocess.run(
-        list(command), cwd=REPO_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def locust_counts(json_stem: Path) -> tuple[Counter[str], Counter[str]]:
-    """(requests, failures) per request name from a --json-file report."""
-    entries = json.loads(json_stem.with_suffix(".json").read_text())
-    requests: Counter[str] = Counter()
-    failures: Counter[str] = Counter()
-    for entry in entries:
-        requests[entry["name"]] += entry["num_requests"]
-        failures[entry["name"]] += entry["num_failures"]
-    return requests, failures
-
-
-def free_tcp_port() -> int:
-    """A loopback TCP port that was free a moment ago (for Locust's master port)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def unused_udp_port() -> int:
-    """A loopback UDP port nobody listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def run_distributed(
-    locustfile: str, run_args: Sequence[str], env: dict[str, str], *, workers: int = 2, timeout: float = 60.0
-) -> subprocess.CompletedProcess[str]:
-    """A headless master plus ``workers`` worker processes on loopback; returns the master's result."""
-    port = str(free_tcp_port())
-    master_flags = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port]
-    worker_command = locust_command(locustfile, "--worker", "--master-host", "127.0.0.1", "--master-port", port)
-    statsd_flags = [
-        arg for i, arg in enumerate(run_args) if arg.startswith("--statsd") or run_args[i - 1].startswith("--statsd")
-    ]
-    processes = [
-        subprocess.Popen(
-            [*worker_command, *statsd_flags],
-            cwd=REPO_ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(workers)
-    ]
-    try:
-        command = locust_command(locustfile, *run_args, *master_flags, "--expect-workers", str(workers))
-        return run_locust(command, env, timeout)
-    finally:
-        for process in processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()

@@ -23,7 +23,7 @@ from locust_ext.grpc.recording import FIRST_MESSAGE, MESSAGE_LATENCY, MESSAGE_RO
 
 from loadtest.v1 import loadtest_pb2 as pb  # isort: skip
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc  # isort: skip
-from locust_ext.testing import Backend, running_backend
+from locust_ext.testing import Backend, grpc_counters, locust_command, run_locust, running_backend
 from tests.tls_certs import make_pki
 
 HELLO = "/loadtest.v1.Hello/SayHello"
@@ -55,16 +55,6 @@ def one_user(user_class: type[GrpcUser], backend: Backend) -> tuple[GrpcUser, Re
     return user_class(env), recorded
 
 
-def counters(backend: Backend) -> pb.Counters:
-    with grpc.insecure_channel(backend.address) as channel:
-        return pb_grpc.AdminStub(channel).GetCounters(pb.GetCountersRequest())
-
-
-def reset(backend: Backend) -> None:
-    with grpc.insecure_channel(backend.address) as channel:
-        pb_grpc.AdminStub(channel).ResetCounters(pb.ResetCountersRequest())
-
-
 @contextmanager
 def local_run(env: Environment, users: int) -> Iterator[None]:
     runner = env.create_local_runner()
@@ -94,7 +84,7 @@ class Echoes(GrpcUser):
 
 @pytest.fixture(autouse=True)
 def fresh_counters(grpc_backend: Backend) -> None:
-    reset(grpc_backend)
+    grpc_counters(grpc_backend, reset=True)
 
 
 def test_unary_call_records_one_event_with_sub_ms_time_and_length(grpc_backend: Backend) -> None:
@@ -153,7 +143,7 @@ def test_metadata_on_every_call_reaches_the_server(grpc_backend: Backend) -> Non
         with pytest.raises(GrpcCallError):
             user.stub.SayHello(pb.HelloRequest())
     assert {str(e["exception"]) for e in recorded.events} == {"PERMISSION_DENIED: token seen"}
-    assert counters(grpc_backend).methods[HELLO].failed == 3
+    assert grpc_counters(grpc_backend).methods[HELLO].failed == 3
     user._close()
 
 
@@ -196,9 +186,9 @@ def test_half_read_stream_is_cancelled_and_recorded_as_such(grpc_backend: Backen
     assert str(whole["exception"]).startswith("CANCELLED") and "half-read" in str(whole["exception"])
     assert whole["context"]["messages"] == 2
     deadline = time.monotonic() + 5
-    while counters(grpc_backend).methods[SUBSCRIBE].cancelled != 1 and time.monotonic() < deadline:
+    while grpc_counters(grpc_backend).methods[SUBSCRIBE].cancelled != 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert counters(grpc_backend).methods[SUBSCRIBE].cancelled == 1
+    assert grpc_counters(grpc_backend).methods[SUBSCRIBE].cancelled == 1
     user._close()
 
 
@@ -298,18 +288,18 @@ def test_one_connection_per_user_and_shared_pools(grpc_backend: Backend) -> None
     users = [Hello(env) for _ in range(12)]
     for user in users:
         user.stub.SayHello(pb.HelloRequest())
-    assert counters(grpc_backend).distinct_peers == 12
+    assert grpc_counters(grpc_backend).distinct_peers == 12
     for user in users:
         user._close()
 
     class Pooled(Hello):
         channel_pool_size = 3
 
-    reset(grpc_backend)
+    grpc_counters(grpc_backend, reset=True)
     pooled = [Pooled(env) for _ in range(12)]
     for user in pooled:
         user.stub.SayHello(pb.HelloRequest())
-    assert counters(grpc_backend).distinct_peers == 3
+    assert grpc_counters(grpc_backend).distinct_peers == 3
     for user in pooled:
         user._close()
 
@@ -351,7 +341,7 @@ def test_stop_waits_for_calls_in_flight_so_counts_match_the_server_exactly() -> 
             gevent.sleep(1.5)
         gevent.sleep(0.3)
         events = recorded.of("grpc", HELLO)
-        server = counters(slow).methods[HELLO]
+        server = grpc_counters(slow).methods[HELLO]
     assert env.stats.get(HELLO, "grpc").num_requests == len(events)
     assert all(e["exception"] is None for e in events)
     # Every call the server saw was recorded, and every recorded success was completed by the server.
@@ -468,7 +458,7 @@ def test_stop_lets_streams_in_flight_finish(grpc_backend: Backend) -> None:
     gevent.sleep(0.3)
     streams = recorded.of("grpc", SUBSCRIBE)
     assert streams and all(e["exception"] is None for e in streams)
-    server = counters(grpc_backend).methods[SUBSCRIBE]
+    server = grpc_counters(grpc_backend).methods[SUBSCRIBE]
     assert (server.received, server.completed, server.cancelled) == (len(streams), len(streams), 0)
 
 
@@ -528,13 +518,9 @@ def test_tls_settings_on_a_plaintext_host_are_refused() -> None:
     ],
 )
 def test_bad_host_stops_locust_before_load_with_one_line(host: str, expected: str) -> None:
-    import subprocess
-    import sys
-
-    command = [sys.executable, "-m", "locust", "-f", "locustfiles/grpc.py", "HelloUser", "--headless"]
+    command = locust_command("locustfiles/grpc.py", "HelloUser", "--headless")
     command += ["--host", host, "-u", "1", "-t", "5s", "--skip-log-setup"]
-    root = Path(__file__).resolve().parent.parent
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=60)
+    result = run_locust(command)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(expected)
     assert "Traceback" not in result.stderr and "All users spawned" not in result.stderr

@@ -3,99 +3,42 @@ reference gRPC backend; Locust's own counts and the server's Admin counters must
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from locust_ext.testing import Backend
-from tests.test_thresholds_run import free_port, server_calls, started
+from locust_ext.testing import Backend, locust_command, request_counts, run_distributed, run_locust
+from tests.support import FOR_TESTS, server_calls
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILE = Path(__file__).resolve().parent / "locustfiles_for_tests" / "shapes_grpc.py"
+LOCUSTFILE = FOR_TESTS / "shapes_grpc.py"
 RUN_TIMEOUT_S = 90
-
-
-def locust_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args]
-
-
-def run_locust(command: Sequence[str], **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(command),
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
-
-
-def requests_recorded(json_file: Path) -> int:
-    """Requests in Locust's final stats (``--json-file``, written at exit, unlike the CSV files)."""
-    entries: list[dict[str, Any]] = json.loads(json_file.read_text())
-    return sum(int(entry["num_requests"]) for entry in entries)
+NO_PACING = {"SHAPES_PACING_S": "0"}
 
 
 def test_local_run_makes_exactly_the_limit(grpc_backend: Backend, tmp_path: Path) -> None:
     server_calls(grpc_backend, reset=True)
     report = tmp_path / "local"
-    command = locust_command("--headless", "-u", "7", "-r", "7", "-H", grpc_backend.address)
-    result = run_locust(
-        [*command, "--iteration-limit", "503", "--json-file", str(report), "-t", "60s"], SHAPES_PACING_S="0"
-    )
+    command = locust_command(LOCUSTFILE, "--headless", "-u", "7", "-r", "7", "-H", grpc_backend.address)
+    command += ["--iteration-limit", "503", "--json-file", str(report), "-t", "60s"]
+    result = run_locust(command, env=NO_PACING, timeout=RUN_TIMEOUT_S)
     assert result.returncode == 0, result.stderr[-2000:]
     assert server_calls(grpc_backend) == 503
-    assert requests_recorded(report.with_suffix(".json")) == 503
+    assert request_counts(report)[0].total() == 503
     assert "Time limit reached" not in result.stderr  # the limit ended the run, not -t
 
 
 def test_distributed_run_makes_exactly_the_limit_across_workers(grpc_backend: Backend, tmp_path: Path) -> None:
     """The limit is split over the workers (500 + 501 here), not applied to each of them."""
     server_calls(grpc_backend, reset=True)
-    port = free_port()
     report = tmp_path / "distributed"
-    master = locust_command(
-        "--master",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        str(port),
-        "--expect-workers",
-        "2",
-        "--headless",
-        "-u",
-        "6",
-        "-r",
-        "6",
-        "-t",
-        "60s",
-        "-H",
-        grpc_backend.address,
-        "--iteration-limit",
-        "1001",
-        "--json-file",
-        str(report),
-    )
-    worker = locust_command(
-        "--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "-H", grpc_backend.address
-    )
-    env = {"SHAPES_PACING_S": "0"}
-    with (
-        started(master, grpc_backend, **env) as head,
-        started(worker, grpc_backend, **env),
-        started(worker, grpc_backend, **env),
-    ):
-        _, stderr = head.communicate(timeout=RUN_TIMEOUT_S)
-    assert head.returncode == 0, stderr[-2000:]
-    assert "Every worker has finished its share of the iterations" in stderr
+    master_args = ["--headless", "-u", "6", "-r", "6", "-t", "60s", "-H", grpc_backend.address]
+    master_args += ["--iteration-limit", "1001", "--json-file", str(report)]
+    worker_args = ["-H", grpc_backend.address]
+    head = run_distributed(LOCUSTFILE, master_args, worker_args=worker_args, env=NO_PACING, timeout=RUN_TIMEOUT_S)
+    assert head.returncode == 0, head.stderr[-2000:]
+    assert "Every worker has finished its share of the iterations" in head.stderr
     assert server_calls(grpc_backend) == 1001
-    assert requests_recorded(report.with_suffix(".json")) == 1001
+    assert request_counts(report)[0].total() == 1001
 
 
 @pytest.mark.parametrize(
@@ -106,6 +49,6 @@ def test_distributed_run_makes_exactly_the_limit_across_workers(grpc_backend: Ba
     ],
 )
 def test_bad_limit_exits_2_before_load(flags: list[str], message: str) -> None:
-    result = run_locust(locust_command("--headless", "-H", "127.0.0.1:1", *flags))
+    result = run_locust(locust_command(LOCUSTFILE, "--headless", "-H", "127.0.0.1:1", *flags), timeout=RUN_TIMEOUT_S)
     assert result.returncode == 2
     assert message in result.stderr.splitlines()

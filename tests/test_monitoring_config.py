@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from locust_ext.testing import Backend
-from tests.statsd_support import REPO_ROOT, run_distributed, udp_capture
+from locust_ext.testing import Backend, run_distributed
+from tests.statsd_support import udp_capture
+from tests.support import FOR_TESTS, REPO_ROOT
 
 MONITORING = REPO_ROOT / "monitoring"
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
@@ -65,10 +66,11 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 def emitted(grpc_backend: Backend, ws_backend: Backend) -> set[str]:
     """Graphite names of all the mirror sends in a distributed headless run (master + one worker)."""
     env = {"GRPC_PROBE_TARGET": grpc_backend.address, "WS_PROBE_URL": ws_backend.url}
-    run = ("--headless", "-u", "4", "-r", "4", "-t", "3s", "--exit-code-on-error", "0")
+    run = ("--headless", "-u", "4", "-r", "4", "-t", "3s", "--exit-code-on-error", "0", "--skip-log-setup")
+    locustfiles = f"{FOR_TESTS / 'statsd_grpc.py'},{FOR_TESTS / 'statsd_ws.py'}"
     with udp_capture() as capture:
         statsd = ("--statsd-host", "127.0.0.1", "--statsd-port", str(capture.port))
-        done = run_distributed("statsd_grpc.py,statsd_ws.py", [*run, *statsd], env, workers=1)
+        done = run_distributed(locustfiles, [*run, *statsd], worker_args=statsd, workers=1, env=env)
     assert done.returncode == 0, done.stderr
     return {path for line in capture.lines() for path in graphite_names(line.name, line.type)}
 

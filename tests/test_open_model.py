@@ -4,14 +4,12 @@ hides in the closed model; a ramping rate past the in-flight cap drops and count
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,11 +21,19 @@ from locust.stats import calculate_response_time_percentile
 from locust_ext.iterations import arrival_offsets, begin_iteration, correct_request_events, end_iteration
 from locust_ext.iterations.plan import IterationPlan
 from locust_ext.shapes import parse_stages
-from locust_ext.testing import Backend, running_backend
-from tests.test_iterations import RUN_TIMEOUT_S, locust_command, requests_recorded
-from tests.test_thresholds_run import server_calls
+from locust_ext.testing import (
+    Backend,
+    json_stats,
+    locust_command,
+    request_counts,
+    run_locust,
+    running_backend,
+    running_locust,
+)
+from tests.support import FOR_TESTS, server_calls
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILE = FOR_TESTS / "shapes_grpc.py"
+RUN_TIMEOUT_S = 90
 STALL_S = 1.0
 SUMMARY = re.compile(r"Open model: (\d+) iterations started on schedule, (\d+) dropped at the in-flight cap")
 
@@ -79,54 +85,40 @@ def test_request_events_fired_in_a_late_iteration_carry_its_lateness() -> None:
     assert 255.0 <= seen[2] < 255.0 + 100.0  # lateness taken at begin_iteration, generous for a busy machine
 
 
-def p99_and_max(json_file: Path) -> tuple[float, float]:
-    (entry,) = json.loads(json_file.read_text())
+def p99_and_max(json_stem: Path) -> tuple[float, float]:
+    (entry,) = json_stats(json_stem)
     histogram = {float(rt): count for rt, count in entry["response_times"].items()}  # sub-ms buckets are floats
     p99 = calculate_response_time_percentile(cast(dict[int, int], histogram), entry["num_requests"], 0.99)
     return p99, entry["max_response_time"]
 
 
-def start_locust(args: Sequence[str], **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        locust_command(*args),
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_a_server_stall_shows_in_p99_under_the_open_model_only(tmp_path: Path) -> None:
     """Both models offer 100 iterations/s side by side; the backend is frozen for 1 s mid-run."""
+    # --stop-timeout: calls in flight at the end finish instead of being recorded as cut short
+    common = ["--headless", "-t", "8s", "--stop-timeout", "5"]
+    open_args = [*common, "-u", "150", "-r", "150", "--arrival-rate", "100", "--json-file", str(tmp_path / "open")]
+    closed_args = [*common, "-u", "2", "-r", "2", "--json-file", str(tmp_path / "closed")]
     with running_backend("grpc") as backend:
-        # --stop-timeout: calls in flight at the end finish instead of being recorded as cut short
-        common = ["--headless", "-t", "8s", "--stop-timeout", "5", "-H", backend.address]
-        open_model = start_locust(
-            [*common, "-u", "150", "-r", "150", "--arrival-rate", "100", "--json-file", str(tmp_path / "open")]
-        )
-        closed_model = start_locust(
-            [*common, "-u", "2", "-r", "2", "--json-file", str(tmp_path / "closed")], SHAPES_PACING_S="0.02"
-        )
-        try:
+        open_command = locust_command(LOCUSTFILE, *open_args, "-H", backend.address)
+        closed_command = locust_command(LOCUSTFILE, *closed_args, "-H", backend.address)
+        with (
+            running_locust(open_command) as open_model,
+            running_locust(closed_command, env={"SHAPES_PACING_S": "0.02"}) as closed_model,
+        ):
             time.sleep(4.0)  # both are running by now
             os.kill(backend.process.pid, signal.SIGSTOP)
-            time.sleep(STALL_S)
-            os.kill(backend.process.pid, signal.SIGCONT)
+            try:
+                time.sleep(STALL_S)
+            finally:
+                os.kill(backend.process.pid, signal.SIGCONT)
             _, open_stderr = open_model.communicate(timeout=RUN_TIMEOUT_S)
             _, closed_stderr = closed_model.communicate(timeout=RUN_TIMEOUT_S)
-        finally:
-            os.kill(backend.process.pid, signal.SIGCONT)
-            for process in (open_model, closed_model):
-                if process.poll() is None:
-                    process.kill()
-                    process.communicate()
     # 1: GrpcUser may record a call as cut short when the run ends; anything worse is a crash
     for process, stderr in ((open_model, open_stderr), (closed_model, closed_stderr)):
         assert process.returncode in (0, 1) and "Traceback" not in stderr, stderr[-2000:]
     stall_ms = STALL_S * 1000
-    open_p99, open_max = p99_and_max(tmp_path / "open.json")
-    closed_p99, closed_max = p99_and_max(tmp_path / "closed.json")
+    open_p99, open_max = p99_and_max(tmp_path / "open")
+    closed_p99, closed_max = p99_and_max(tmp_path / "closed")
     summary = SUMMARY.search(open_stderr)
     assert summary is not None and int(summary.group(2)) == 0  # the pool never ran dry: nothing dropped
     assert open_p99 >= 0.5 * stall_ms, (open_p99, closed_p99)
@@ -148,13 +140,13 @@ def test_a_ramping_rate_past_the_cap_drops_and_counts_exactly(tmp_path: Path) ->
         assert started + dropped == 150
         assert dropped > 0 and started > 0
         assert server_calls(backend) == started
-        assert requests_recorded(tmp_path / "stages.json") == started
+        assert request_counts(tmp_path / "stages")[0].total() == started
 
 
 def run_stages(backend: Backend, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     args = ["--headless", "-u", "2", "-r", "2", "-t", "60s", "-H", backend.address]
     args += ["--arrival-stages", "2s:50,2s:50", "--json-file", str(tmp_path / "stages")]
-    return subprocess.run(locust_command(*args), cwd=REPO_ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    return run_locust(locust_command(LOCUSTFILE, *args), timeout=RUN_TIMEOUT_S)
 
 
 @pytest.mark.parametrize(
@@ -167,12 +159,6 @@ def run_stages(backend: Backend, tmp_path: Path) -> subprocess.CompletedProcess[
     ],
 )
 def test_bad_arrival_flags_exit_2_before_load(flags: list[str], message: str) -> None:
-    result = subprocess.run(
-        locust_command("--headless", "-H", "127.0.0.1:1", *flags),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
+    result = run_locust(locust_command(LOCUSTFILE, "--headless", "-H", "127.0.0.1:1", *flags), timeout=RUN_TIMEOUT_S)
     assert result.returncode == 2
     assert any(message in line for line in result.stderr.splitlines() if line.startswith("error:"))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import REPO_ROOT
+
 GENERATED = ["loadtest_pb2.py", "loadtest_pb2.pyi", "loadtest_pb2_grpc.py"]
 # Lines that name the generator's version rather than describe the protocol.
 VERSION_LINE = re.compile(
@@ -28,16 +29,16 @@ def test_generated_code_is_current(tmp_path: Path, name: str) -> None:
             sys.executable,
             "-m",
             "grpc_tools.protoc",
-            f"-I{ROOT / 'protos'}",
+            f"-I{REPO_ROOT / 'protos'}",
             f"--python_out={tmp_path}",
             f"--pyi_out={tmp_path}",
             f"--grpc_python_out={tmp_path}",
-            str(ROOT / "protos/loadtest/v1/loadtest.proto"),
+            str(REPO_ROOT / "protos/loadtest/v1/loadtest.proto"),
         ],
         check=True,
     )
     fresh = (tmp_path / "loadtest/v1" / name).read_text()
-    committed = (ROOT / "loadtest/v1" / name).read_text()
+    committed = (REPO_ROOT / "loadtest/v1" / name).read_text()
     assert _without_version_stamps(committed) == _without_version_stamps(fresh), (
         f"loadtest/v1/{name} is stale against protos/; run `make protos` and commit the result"
     )

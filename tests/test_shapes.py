@@ -3,10 +3,6 @@ that reject bad settings and flags with a message naming the value."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from locust_ext.shapes import (
@@ -22,9 +18,10 @@ from locust_ext.shapes import (
     parse_stages,
     shape_from_options,
 )
+from locust_ext.testing import locust_command, run_locust
+from tests.support import FOR_TESTS
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILE = Path(__file__).resolve().parent / "locustfiles_for_tests" / "shapes_grpc.py"
+LOCUSTFILE = FOR_TESTS / "shapes_grpc.py"
 
 
 def counts(shape: SuiteShape, seconds: int) -> list[int | None]:
@@ -125,24 +122,7 @@ def test_flags_build_the_named_shape() -> None:
 
 
 def test_a_bad_flag_exits_2_with_one_line_before_load() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
-            "--headless",
-            "-H",
-            "127.0.0.1:1",
-            "--stages",
-            "10s:5,1m",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_locust(locust_command(LOCUSTFILE, "--headless", "-H", "127.0.0.1:1", "--stages", "10s:5,1m"))
     assert result.returncode == 2
     assert "error: --stages: '1m' is not duration:target (e.g. 30s:100)" in result.stderr
     assert [line for line in result.stderr.splitlines() if "error" in line.lower()] == [

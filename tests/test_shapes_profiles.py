@@ -3,7 +3,6 @@ each one to the intended users, spawn rate, duration or stages, and the stages b
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +10,9 @@ from locust.argument_parser import parse_options
 
 import locust_ext  # noqa: F401  (registers the suite's flags, --stages among them)
 from locust_ext.shapes import StagesShape, shape_from_options
+from tests.support import REPO_ROOT
 
-PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+PROFILES = REPO_ROOT / "profiles"
 LEVELS = ("light", "medium", "heavy", "stress")
 
 

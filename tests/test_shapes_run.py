@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from locust_ext.shapes import SuiteShape, shape_from_options
-from locust_ext.testing import Backend
-from tests.test_iterations import locust_command, run_locust
+from locust_ext.testing import Backend, locust_command, run_locust
+from tests.support import FOR_TESTS
 
 #: How far a history row may lag the shape (tick interval + spawn time + whole-second timestamps), and lead it.
 LAG_S, LEAD_S = 3.0, 1.0
@@ -43,9 +43,11 @@ def test_headless_run_follows_the_shape(grpc_backend: Backend, tmp_path: Path, s
     assert shape is not None
     prefix = tmp_path / "run"
     flags = ["--stages", stages] if stages else ["--shape", shape_text]
-    command = locust_command("--headless", "-H", grpc_backend.address, "--stop-timeout", "2")
+    command = locust_command(
+        FOR_TESTS / "shapes_grpc.py", "--headless", "-H", grpc_backend.address, "--stop-timeout", "2"
+    )
     command += ["--csv", str(prefix), "--csv-full-history"]  # users leaving finish their call first
-    result = run_locust([*command, *flags], SHAPES_PACING_S="0.1")
+    result = run_locust([*command, *flags], env={"SHAPES_PACING_S": "0.1"}, timeout=90)
     # 1: GrpcUser may record a call of a leaving user as cut short; anything worse is a crash
     assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert "Shape test stopping" in result.stderr  # the shape ended the run, nothing else did

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from locust_ext.testing import Backend
-from tests.statsd_support import REPO_ROOT, free_tcp_port, locust_command, locust_counts, run_locust, unused_udp_port
+from locust_ext.testing import Backend, free_port, locust_command, request_counts, run_locust
+from tests.support import FOR_TESTS, REPO_ROOT
 
 STATSD_BIN = REPO_ROOT / ".cache" / "statsd" / "node_modules" / "statsd" / "bin" / "statsd"
 INSTALL = "npm install --prefix .cache/statsd --no-audit --no-fund statsd@0.9.0"
@@ -81,12 +81,12 @@ def statsd_daemon(tmp_path: Path) -> Iterator[tuple[int, GraphiteSink]]:
     """The npm StatsD daemon on a free loopback UDP port, flushing every second to a GraphiteSink."""
     node = require_daemon()
     sink = GraphiteSink()
-    port = unused_udp_port()
+    port = free_port("udp")
     config = {
         "address": "127.0.0.1",
         "port": port,
         "mgmt_address": "127.0.0.1",
-        "mgmt_port": free_tcp_port(),
+        "mgmt_port": free_port(),
         "flushInterval": 1000,
         "backends": ["./backends/graphite"],
         "graphiteHost": "127.0.0.1",
@@ -133,10 +133,11 @@ def test_daemon_flushes_reflect_the_run(
     port, sink = statsd_daemon
     stem = tmp_path / "stats"
     run = ("--headless", "-u", "4", "-r", "4", "-t", "3s", "--exit-code-on-error", "0", "--json-file", str(stem))
-    command = locust_command("statsd_grpc.py", *run, "--statsd-host", "127.0.0.1", "--statsd-port", str(port))
-    done = run_locust(command, {"GRPC_PROBE_TARGET": grpc_backend.address})
+    statsd = ("--statsd-host", "127.0.0.1", "--statsd-port", str(port))
+    command = locust_command(FOR_TESTS / "statsd_grpc.py", *run, *statsd, "--skip-log-setup")
+    done = run_locust(command, env={"GRPC_PROBE_TARGET": grpc_backend.address})
     assert done.returncode == 0, done.stderr
-    requests, failures = locust_counts(stem)
+    requests, failures = request_counts(stem)
     total = sum(requests.values())
     hello = "locust.requests.grpc.loadtest_v1_Hello_SayHello"
     echo = "locust.requests.grpc.loadtest_v1_Echo_Echo"

@@ -8,8 +8,7 @@ import pytest
 
 from locust_ext.thresholds.loader import load_thresholds
 from locust_ext.thresholds.model import Metric, ThresholdsFileError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.support import REPO_ROOT
 
 GOOD_HEAD = "grades: [excellent, good, acceptable]\nrules:\n"
 

@@ -5,28 +5,28 @@ parsers; bad files must stop the process with exit code 2 before any user starts
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
-from loadtest.v1 import loadtest_pb2 as pb
-from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
-from locust_ext.testing import Backend
+from locust_ext.testing import (
+    Backend,
+    free_port,
+    locust_command,
+    run_distributed,
+    run_locust,
+    running_locust,
+)
+from tests.support import FOR_TESTS, server_calls
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILE = Path(__file__).resolve().parent / "locustfiles_for_tests" / "thresholds_grpc.py"
+LOCUSTFILE = FOR_TESTS / "thresholds_grpc.py"
 HELLO = "/loadtest.v1.Hello/SayHello"
 USERS = 4
 RUN_TIMEOUT_S = 60
@@ -52,50 +52,17 @@ BASELINE_RULE = """\
 """
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def locust(*args: str) -> list[str]:
-    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args]
-
-
 def headless(run_time: str = "3s") -> list[str]:
     return ["--headless", "-u", str(USERS), "-r", str(USERS), "-t", run_time]
 
 
-def run(command: Sequence[str], backend: Backend, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "THRESHOLDS_PROBE_TARGET": backend.address, **env}
-    return subprocess.run(
-        list(command), cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
-    )
+def probe_env(backend: Backend, **env: str) -> dict[str, str]:
+    """The test locustfile's target, and its fault settings."""
+    return {"THRESHOLDS_PROBE_TARGET": backend.address, **env}
 
 
-@contextmanager
-def started(command: Sequence[str], backend: Backend, **env: str) -> Iterator[subprocess.Popen[str]]:
-    """A background locust process, always ended."""
-    environment = {**os.environ, "THRESHOLDS_PROBE_TARGET": backend.address, **env}
-    process = subprocess.Popen(
-        list(command), cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-
-
-def server_calls(backend: Backend, *, reset: bool = False) -> int:
-    """Calls the backend's handlers received (all methods), read from its Admin service."""
-    with grpc.insecure_channel(backend.address) as channel:
-        admin = pb_grpc.AdminStub(channel)
-        counters = (
-            admin.ResetCounters(pb.ResetCountersRequest()) if reset else admin.GetCounters(pb.GetCountersRequest())
-        )
-    return sum(method.received for method in counters.methods.values())
+def run(args: Sequence[str], backend: Backend, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_locust(locust_command(LOCUSTFILE, *args), env=probe_env(backend, **env), timeout=RUN_TIMEOUT_S)
 
 
 def results_by(document: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -126,7 +93,7 @@ def passing_run(
     reports = [out / "reports" / f"gate.{ext}" for ext in ("json", "xml", "md", "html")]
     config.write_text(f"thresholds-report = [{', '.join(str(p) for p in reports)}]\n")
     server_calls(grpc_backend, reset=True)
-    result = run(locust("--config", str(config), *headless()), grpc_backend, LOCUST_THRESHOLDS=str(gate_file))
+    result = run(["--config", str(config), *headless()], grpc_backend, LOCUST_THRESHOLDS=str(gate_file))
     return result, out / "reports", server_calls(grpc_backend)
 
 
@@ -199,7 +166,7 @@ def test_faults_fail_the_gate_with_exit_code_3_and_baseline_limits(
     args = ["--thresholds", str(gate), "--thresholds-baseline", str(baseline)]
     args += ["--thresholds-report", str(report), "--thresholds-report", str(junit)]
     result = run(
-        locust(*args, *headless()),
+        [*args, *headless()],
         grpc_backend,
         THRESHOLDS_FAULT_STATUS="UNAVAILABLE",
         THRESHOLDS_FAULT_RATE="0.3",
@@ -232,7 +199,7 @@ def test_abort_on_fail_stops_the_run_early(grpc_backend: Backend, tmp_path: Path
     run_time_s = 60
     args = ["--thresholds", str(gate), "--thresholds-report", str(report)]
     result = run(
-        locust(*args, *headless(f"{run_time_s}s")),
+        [*args, *headless(f"{run_time_s}s")],
         grpc_backend,
         THRESHOLDS_FAULT_STATUS="INTERNAL",
         THRESHOLDS_FAULT_RATE="0.5",
@@ -246,27 +213,10 @@ def test_abort_on_fail_stops_the_run_early(grpc_backend: Backend, tmp_path: Path
 
 
 def _distributed_run(backend: Backend, gate: Path, report: Path, **env: str) -> tuple[int, dict[str, Any], int]:
-    port = free_port()
-    worker = locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
-    master = locust(
-        "--master",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        str(port),
-        "--expect-workers",
-        "2",
-        "--thresholds",
-        str(gate),
-        "--thresholds-report",
-        str(report),
-        *headless(),
-    )
     server_calls(backend, reset=True)
-    with started(master, backend, **env) as head, started(worker, backend, **env), started(worker, backend, **env):
-        head.wait(RUN_TIMEOUT_S)
-        code = head.returncode
-    return code, json.loads(report.read_text()), server_calls(backend)
+    master_args = ["--thresholds", str(gate), "--thresholds-report", str(report), *headless()]
+    master = run_distributed(LOCUSTFILE, master_args, env=probe_env(backend, **env), timeout=RUN_TIMEOUT_S)
+    return master.returncode, json.loads(report.read_text()), server_calls(backend)
 
 
 def test_distributed_verdict_counts_every_workers_requests(
@@ -314,7 +264,7 @@ def test_a_bad_file_exits_2_before_any_user_starts(
     if gate_text is not None:
         gate.write_text(gate_text)
     server_calls(grpc_backend, reset=True)
-    result = run(locust("--thresholds", str(gate), *extra_args, *headless()), grpc_backend)
+    result = run(["--thresholds", str(gate), *extra_args, *headless()], grpc_backend)
     assert result.returncode == 2
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(error_lines) == 1 and expected in error_lines[0], result.stderr[-2000:]
@@ -341,11 +291,11 @@ def _wait_for(url: str, deadline: float) -> None:
 def test_the_web_ui_has_a_live_thresholds_tab(grpc_backend: Backend, gate_file: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = locust(
-        "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "2", "-r", "2", "-t", "30s"
+    command = locust_command(
+        LOCUSTFILE, "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart", "-u", "2", "-r", "2", "-t", "30s"
     )
     command += ["--thresholds", str(gate_file)]
-    with started(command, grpc_backend) as process:
+    with running_locust(command, env=probe_env(grpc_backend)) as process:
         deadline = time.monotonic() + 30
         _wait_for(base + "/", deadline)
         with urllib.request.urlopen(base + "/", timeout=5) as response:

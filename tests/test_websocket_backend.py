@@ -27,8 +27,8 @@ from websockets.sync.client import connect as sync_connect
 
 from backends.compute import hash_rounds
 from locust_ext.testing import Backend, running_backend
+from tests.support import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER = [sys.executable, "-m", "backends.websocket_server"]
 
 

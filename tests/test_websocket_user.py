@@ -7,7 +7,6 @@ import gc
 import json
 import os
 import resource
-import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from locust import constant, task
 from locust.env import Environment
 
 from locust_ext import ReconnectPolicy, WebSocketUser
-from locust_ext.testing import Backend, running_backend
+from locust_ext.testing import Backend, free_port, running_backend
 from locust_ext.websocket import WebSocketConfigError, WebSocketFailure, WebSocketSession
 from locust_ext.websocket.gauges import counts_for
 from locust_ext.websocket.preflight import FdBudget, preflight_messages
@@ -82,12 +81,6 @@ def server_stats(backend: Backend, reset: bool = False) -> dict[str, Any]:
     path = "/stats/reset" if reset else "/stats"
     with urllib.request.urlopen(f"http://{backend.address}{path}", timeout=5) as response:
         return dict(json.load(response))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_a_fast_reply_overtakes_a_slow_one_on_the_same_connection(ws: WebSocketSession, recorder: Recorder) -> None:

@@ -4,35 +4,22 @@ workers, and a run past the open-file limit that degrades instead of crashing.""
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import CompletedProcess
 
-from locust_ext.testing import Backend
+from locust_ext.testing import Backend, locust_command, request_counts, run_distributed, run_locust
+from tests.support import FOR_TESTS, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FOR_TESTS = REPO_ROOT / "tests" / "locustfiles_for_tests"
 RUN_TIMEOUT_S = 60
+ENV = {"PYTHONPATH": str(REPO_ROOT)}
 
 
-def locust(locustfile: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "locust", "-f", str(locustfile), "--only-summary", *args]
-
-
-def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, **kwargs
-    )  # type: ignore[call-overload]
-
-
-def stats_rows(json_file: Path) -> dict[str, dict[str, int]]:
-    """(name -> requests, failures) from Locust's --json-file output."""
-    rows = json.loads(json_file.with_suffix(".json").read_text())
-    return {row["name"]: {"requests": row["num_requests"], "failures": row["num_failures"]} for row in rows}
+def run(locustfile: Path, *args: str, preexec_fn: Callable[[], None] | None = None) -> CompletedProcess[str]:
+    command = locust_command(locustfile, "--only-summary", *args)
+    return run_locust(command, env=ENV, timeout=RUN_TIMEOUT_S, preexec_fn=preexec_fn)
 
 
 def test_the_example_locustfile_runs_all_four_types(ws_backend: Backend, tmp_path: Path) -> None:
@@ -41,78 +28,32 @@ def test_the_example_locustfile_runs_all_four_types(ws_backend: Backend, tmp_pat
         shutil.copy(REPO_ROOT / "locustfiles" / name, tmp_path / name)
     report = tmp_path / "stats"
     done = run(
-        locust(
-            tmp_path / "websocket.py", "--headless", "-u", "12", "-r", "12", "-t", "3s", "--stop-timeout", "2",
-            "--host", ws_backend.url, "--json-file", str(report),
-        )
+        tmp_path / "websocket.py", "--headless", "-u", "12", "-r", "12", "-t", "3s", "--stop-timeout", "2",
+        "--host", ws_backend.url, "--json-file", str(report),
     )  # fmt: skip
     assert done.returncode in (0, 1), done.stderr[-2000:]
-    rows = stats_rows(report)
+    requests, failures = request_counts(report)
     for name in ("connect", "echo", "compute", "stream", "ping", "ping frame", "push stream"):
-        assert rows[name]["requests"] > 0, name
-    assert rows["connect"] == {"requests": 12, "failures": 0}
+        assert requests[name] > 0, name
+    assert (requests["connect"], failures["connect"]) == (12, 0)
     assert "WebSocket connections:" in done.stderr
 
 
 def test_connection_gauges_add_up_over_a_master_and_two_workers(ws_backend: Backend, tmp_path: Path) -> None:
     out = tmp_path / "gauges.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "WS_GAUGES_OUT": str(out)}
-    locustfile = FOR_TESTS / "ws_user_gauges.py"
-    common = ["-f", str(locustfile), "--host", ws_backend.url]
-    master = subprocess.Popen(
-        [sys.executable, "-m", "locust", *common, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-         "0", "--headless", "-u", "10", "-r", "10", "-t", "6s", "--expect-workers", "2", "--only-summary"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    workers: list[subprocess.Popen[str]] = []
-    try:
-        port = _master_port(master)
-        workers = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "locust",
-                    *common,
-                    "--worker",
-                    "--master-host",
-                    "127.0.0.1",
-                    "--master-port",
-                    str(port),
-                ],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-            for _ in range(2)
-        ]
-        _, stderr = master.communicate(timeout=RUN_TIMEOUT_S)
-    finally:
-        for process in (master, *workers):
-            if process.poll() is None:
-                process.kill()
-            process.wait()
+    run_args = ["--headless", "-u", "10", "-r", "10", "-t", "6s", "--only-summary", "--host", ws_backend.url]
+    master = run_distributed(
+        FOR_TESTS / "ws_user_gauges.py",
+        run_args,
+        worker_args=["--host", ws_backend.url],
+        env={**ENV, "WS_GAUGES_OUT": str(out)},
+        timeout=RUN_TIMEOUT_S,
+    )
     highest = json.loads(out.read_text())
-    assert highest["websocket.open_connections"] == 10, stderr[-2000:]
+    assert highest["websocket.open_connections"] == 10, master.stderr[-2000:]
     assert highest["websocket.drops"] == 10
     assert highest["websocket.reconnects"] == 10
-    assert "open, 10 drops, 10 reconnects" in stderr  # the summary line at quit
-
-
-def _master_port(master: subprocess.Popen[str]) -> int:
-    """Locust does not print a port chosen by the OS; read it from the master's listening socket."""
-    import time
-
-    import psutil
-
-    for _ in range(200):
-        ports = [c.laddr.port for c in psutil.Process(master.pid).net_connections("tcp") if c.status == "LISTEN"]
-        if ports:
-            return int(ports[0])
-        time.sleep(0.05)
-    raise AssertionError("the master did not start listening")
+    assert "open, 10 drops, 10 reconnects" in master.stderr  # the summary line at quit
 
 
 def test_past_the_open_file_limit_connects_fail_and_locust_keeps_running(ws_backend: Backend, tmp_path: Path) -> None:
@@ -124,14 +65,13 @@ def test_past_the_open_file_limit_connects_fail_and_locust_keeps_running(ws_back
 
     report = tmp_path / "stats"
     done = run(
-        locust(FOR_TESTS / "ws_user_idle.py", "--headless", "-u", str(users), "-r", "300", "-t", "4s",
-               "--host", ws_backend.url, "--json-file", str(report)),
-        preexec_fn=low_limit,
+        FOR_TESTS / "ws_user_idle.py", "--headless", "-u", str(users), "-r", "300", "-t", "4s",
+        "--host", ws_backend.url, "--json-file", str(report), preexec_fn=low_limit,
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 1, output[-2000:]  # failures recorded, no crash (an unhandled greenlet error is 2)
     assert f"the open-file limit {soft_limit} cannot hold {users} WebSocket users" in output
     assert "connect: open-file limit" in output
     assert "Too many open files" not in output and "Unhandled exception" not in output
-    connect = stats_rows(report)["connect"]
-    assert 0 < connect["requests"] - connect["failures"] < users
+    requests, failures = request_counts(report)
+    assert 0 < requests["connect"] - failures["connect"] < users
