@@ -1,4 +1,5 @@
-"""What the gRPC benches share: servers started pinned to a CPU, CPU time from /proc, the grpc-js server.
+"""What the benches share: servers started pinned to a CPU, CPU time from /proc, the grpc-js server, and the
+steady calls/s of a headless Locust run with the CPU use of load generator and server over that window.
 
 Servers run as ``taskset -c CPU <command>`` so every thread they ever start stays on that CPU (pinning a
 running process with ``sched_setaffinity`` moves only its main thread, not grpc's poller threads). They
@@ -7,6 +8,7 @@ announce themselves with the reference backends' ``READY <scheme> <host>:<port>`
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import shutil
@@ -14,7 +16,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -26,6 +29,11 @@ LOAD_CPU = 0
 SERVER_CPU = 1
 GRPC_JS_PREFIX = REPO_ROOT / ".cache" / "grpc-js-server"
 GRPC_JS_PACKAGES = ("@grpc/grpc-js@1.14.7", "@grpc/proto-loader@0.8.1")
+#: Whole seconds a headless Locust run spends spawning, left out of its steady window ...
+LOCUST_SPAWN_S = 2
+#: ... and how much longer than the counted seconds it runs (spawning, and the last second's stop).
+LOCUST_EXTRA_S = 3
+SAMPLE_EVERY_S = 0.2
 
 
 def can_pin() -> bool:
@@ -56,6 +64,70 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass(frozen=True)
+class Window:
+    """Successful calls counted between two Unix times."""
+
+    calls: int
+    start: float
+    end: float
+
+    @property
+    def rate(self) -> float:
+        return self.calls / (self.end - self.start)
+
+
+@dataclass
+class Sample:
+    """One measured run: calls/s over its window and the CPU shares over the same window."""
+
+    calls_per_s: float
+    load_cpu: float
+    server_cpu: float
+
+
+def start_locust(
+    locustfile: Path, user_class: str, target: str, users: int, seconds: float, json_stem: Path, *args: str
+) -> subprocess.Popen[str]:
+    """A headless Locust run pinned to the load CPU: ``users`` at once, ``seconds`` counted (see
+    :func:`locust_window`), its report in ``json_stem``.json; ``args`` are more Locust flags."""
+    command = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary"]
+    command += ["-u", str(users), "-r", str(users), "-t", f"{seconds + LOCUST_EXTRA_S:g}s", "--host", target]
+    command += ["--json-file", str(json_stem), "--loglevel", "WARNING", *args, user_class]
+    return subprocess.Popen(
+        pinned(command, LOAD_CPU), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def locust_window(json_stem: Path) -> Callable[[subprocess.Popen[str]], Window]:
+    """Waits for a run of :func:`start_locust` and counts its successful calls in the steady whole seconds
+    (after spawning, before the last second's stop), from the per-second counts of its ``--json-file``
+    report, which is then removed."""
+
+    def window(process: subprocess.Popen[str]) -> Window:
+        _, stderr = process.communicate(timeout=120)
+        return _steady_window(json_stem, stderr)
+
+    return window
+
+
+def _steady_window(json_stem: Path, stderr: str) -> Window:
+    json_file = json_stem.with_suffix(".json")
+    if not json_file.exists():
+        raise RuntimeError(f"locust wrote no {json_file.name}: {stderr.strip()[-500:]}")
+    entries = json.loads(json_file.read_text())
+    json_file.unlink()
+    per_second: dict[int, int] = {}
+    for entry in entries:
+        failed = entry["num_fail_per_sec"]
+        for second, count in entry["num_reqs_per_sec"].items():
+            per_second[int(second)] = per_second.get(int(second), 0) + count - failed.get(second, 0)
+    seconds = sorted(per_second)[LOCUST_SPAWN_S:-1]
+    if not seconds:
+        raise RuntimeError(f"locust recorded too few seconds: {stderr.strip()[-500:]}")
+    return Window(sum(per_second[s] for s in seconds), seconds[0], seconds[-1] + 1)
+
+
 @dataclass
 class Server:
     """A pinned server process and where it listens."""
@@ -81,6 +153,51 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class CpuSampler(threading.Thread):
+    """Samples (Unix time, server CPU s, load-generator CPU s) until the load generator exits."""
+
+    def __init__(self, server: Server, load: subprocess.Popen[str]) -> None:
+        super().__init__(daemon=True)
+        self.server, self.load = server, load
+        self.samples: list[tuple[float, float, float]] = []
+
+    def run(self) -> None:
+        while self.load.poll() is None:
+            try:
+                self.samples.append((time.time(), self.server.cpu_seconds(), cpu_seconds(self.load.pid)))
+            except (OSError, IndexError):  # the load generator exited between poll() and the read
+                return
+            time.sleep(SAMPLE_EVERY_S)
+
+    def shares(self, window: Window) -> tuple[float, float]:
+        """(server, load generator) CPU share over the samples inside ``window``."""
+        inside = [s for s in self.samples if window.start <= s[0] <= window.end]
+        if len(inside) < 2:
+            return float("nan"), float("nan")
+        (t0, server0, load0), (t1, server1, load1) = inside[0], inside[-1]
+        return (server1 - server0) / (t1 - t0), (load1 - load0) / (t1 - t0)
+
+
+def measure(
+    label: str, server: Server, process: subprocess.Popen[str], window: Callable[[subprocess.Popen[str]], Window]
+) -> Sample:
+    """Waits for a load-generator ``process`` to count its ``window`` while sampling both CPUs; always reaped."""
+    sampler = CpuSampler(server, process)
+    sampler.start()
+    try:
+        counted = window(process)
+        process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    sampler.join(5)
+    if process.returncode not in (0, 1):  # Locust exits 1 when calls cut short at the stop failed
+        raise RuntimeError(f"{label}: exit code {process.returncode}")
+    server_cpu, load_cpu = sampler.shares(counted)
+    return Sample(counted.rate, load_cpu, server_cpu)
 
 
 def _ready_line(stream: IO[str], timeout: float) -> str:

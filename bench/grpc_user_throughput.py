@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,43 +33,22 @@ from pathlib import Path
 
 from _common import (
     LOAD_CPU,
-    REPO_ROOT,
-    Server,
-    cpu_seconds,
+    Sample,
+    Window,
     grpc_js_command,
+    locust_window,
+    measure,
     pinned,
     placement,
     python_env,
+    start_locust,
     start_server,
 )
 
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "locustfile_grpc_hello.py"
 WARM_UP_S = 1.0
-LOCUST_SPAWN_S = 2
-LOCUST_EXTRA_S = 3
 MAX_CALLS = 10_000_000
-SAMPLE_EVERY_S = 0.2
-
-
-@dataclass(frozen=True)
-class Window:
-    """Successful calls counted between two Unix times."""
-
-    calls: int
-    start: float
-    end: float
-
-    @property
-    def rate(self) -> float:
-        return self.calls / (self.end - self.start)
-
-
-@dataclass
-class Sample:
-    calls_per_s: float
-    load_cpu: float
-    server_cpu: float
 
 
 @dataclass
@@ -173,83 +151,12 @@ def raw_window(process: subprocess.Popen[str]) -> Window:
 
 def locust_child(user_class: str, json_stem: Path) -> Callable[[str, int, float], subprocess.Popen[str]]:
     def run(target: str, users: int, seconds: float) -> subprocess.Popen[str]:
-        command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
-        command += ["-u", str(users), "-r", str(users), "-t", f"{seconds + LOCUST_EXTRA_S:g}s", "--host", target]
-        command += ["--json-file", str(json_stem), "--loglevel", "WARNING", user_class]
-        return subprocess.Popen(
-            pinned(command, LOAD_CPU), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        return start_locust(LOCUSTFILE, user_class, target, users, seconds, json_stem)
 
     return run
 
 
-def locust_window(json_stem: Path) -> Callable[[subprocess.Popen[str]], Window]:
-    """Successful calls in the steady whole seconds of a run, from Locust's per-second counts."""
-
-    def window(process: subprocess.Popen[str]) -> Window:
-        _, stderr = process.communicate(timeout=120)
-        json_file = json_stem.with_suffix(".json")
-        if not json_file.exists():
-            raise RuntimeError(f"locust wrote no {json_file.name}: {stderr.strip()[-500:]}")
-        entries = json.loads(json_file.read_text())
-        json_file.unlink()
-        per_second: dict[int, int] = {}
-        for entry in entries:
-            failed = entry["num_fail_per_sec"]
-            for second, count in entry["num_reqs_per_sec"].items():
-                per_second[int(second)] = per_second.get(int(second), 0) + count - failed.get(second, 0)
-        seconds = sorted(per_second)[LOCUST_SPAWN_S:-1]
-        if not seconds:
-            raise RuntimeError(f"locust recorded too few seconds: {stderr.strip()[-500:]}")
-        return Window(sum(per_second[s] for s in seconds), seconds[0], seconds[-1] + 1)
-
-    return window
-
-
 # --- measuring --------------------------------------------------------------------------------------------
-
-
-class CpuSampler(threading.Thread):
-    """Samples (Unix time, server CPU s, load-generator CPU s) until the load generator exits."""
-
-    def __init__(self, server: Server, load: subprocess.Popen[str]) -> None:
-        super().__init__(daemon=True)
-        self.server, self.load = server, load
-        self.samples: list[tuple[float, float, float]] = []
-
-    def run(self) -> None:
-        while self.load.poll() is None:
-            try:
-                self.samples.append((time.time(), self.server.cpu_seconds(), cpu_seconds(self.load.pid)))
-            except (OSError, IndexError):  # the load generator exited between poll() and the read
-                return
-            time.sleep(SAMPLE_EVERY_S)
-
-    def shares(self, window: Window) -> tuple[float, float]:
-        """(server, load generator) CPU share over the samples inside ``window``."""
-        inside = [s for s in self.samples if window.start <= s[0] <= window.end]
-        if len(inside) < 2:
-            return float("nan"), float("nan")
-        (t0, server0, load0), (t1, server1, load1) = inside[0], inside[-1]
-        return (server1 - server0) / (t1 - t0), (load1 - load0) / (t1 - t0)
-
-
-def measure(variant: Variant, server: Server, users: int, seconds: float) -> Sample:
-    process = variant.run(server.address, users, seconds)
-    sampler = CpuSampler(server, process)
-    sampler.start()
-    try:
-        window = variant.window(process)
-        process.wait(60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    sampler.join(5)
-    if process.returncode not in (0, 1):  # Locust exits 1 when calls cut short at the stop failed
-        raise RuntimeError(f"{variant.label}: exit code {process.returncode}")
-    server_cpu, load_cpu = sampler.shares(window)
-    return Sample(window.rate, load_cpu, server_cpu)
 
 
 def fastest_server() -> tuple[str, list[str], dict[str, str] | None]:
@@ -276,7 +183,8 @@ def compare(rounds: int, seconds: float, users: int) -> None:
             for round_index in range(rounds):
                 shift = round_index % len(variants)
                 for variant in variants[shift:] + variants[:shift]:
-                    variant.samples.append(measure(variant, server, users, seconds))
+                    process = variant.run(server.address, users, seconds)
+                    variant.samples.append(measure(variant.label, server, process, variant.window))
                 rates = ", ".join(f"{v.key}={v.samples[-1].calls_per_s:,.0f}" for v in variants)
                 print(f"  round {round_index + 1}/{rounds} calls/s: {rates}")
         finally:

@@ -1,12 +1,16 @@
-"""What the StatsD mirror costs: calls/s of a gRPC load loop with the mirror off vs on, in one run.
+"""What the StatsD mirror costs: GrpcUser calls/s of a headless Locust run on one core, mirror off vs on.
 
-A gevent loop fires one Locust request event per SayHello call to the reference gRPC backend on loopback
-(plain grpcio stub, gRPC's gevent integration), as fast as it can. Rounds alternate mirror off / on so
-drift on a shared machine hits both alike; the mirror sends to a local UDP socket nobody reads (the
-kernel drops what overflows, as a busy StatsD would). Then a microbench: request events per second
-through the listener alone, against the `statsd` package's pipeline doing the same sends.
+The load generator is one Locust process running bench/locustfile_grpc_hello.py ``GrpcUserHello`` (``--users``
+callers, no wait, one connection each) pinned to one CPU; the server is pinned to the other: @grpc/grpc-js
+(bench/grpc_js_server.js) when node is installed, else the reference backend. With the mirror on, Locust sends
+to a loopback UDP socket nobody reads (the kernel drops what overflows, as a busy StatsD would). Rounds run
+off and on back to back, alternating which goes first, so drift on a shared machine hits both alike; calls/s
+count the steady whole seconds of each run (from ``--json-file``). Medians and the ratio on / off (target
+>= 0.95), with the CPU use of load generator and server (the server is not the limit while its share stays
+well under 100 %). Then a microbench: request events per second through the listener alone, against the
+``statsd`` package's pipeline doing the same sends.
 
-    .venv/bin/python -m bench.statsd_overhead [--rounds 3] [--seconds 3] [--concurrency 8]
+    .venv/bin/python bench/statsd_overhead.py [--rounds 5] [--seconds 5] [--users 50]
 """
 
 from __future__ import annotations
@@ -14,58 +18,81 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-import gevent
-import grpc
-import grpc.experimental.gevent
 import locust  # noqa: F401  (gevent monkey-patching first)
 import statsd
+from _common import (
+    Sample,
+    grpc_js_command,
+    locust_window,
+    measure,
+    placement,
+    reference_backend_command,
+    start_locust,
+    start_server,
+)
 from locust.env import Environment
 
-from loadtest.v1 import loadtest_pb2 as pb
-from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
 from locust_ext.statsd import MirrorConfig, StatsdMirror
 from locust_ext.statsd.naming import request_lines
 from locust_ext.statsd.sender import MAX_DATAGRAM_BYTES, DatagramBatcher
-from locust_ext.testing import running_backend
 
-grpc.experimental.gevent.init_gevent()
-
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile_grpc_hello.py"
 METHOD = "/loadtest.v1.Hello/SayHello"
-MAX_CALLS_PER_ROUND = 2_000_000
+#: calls/s, load-generator CPU share, server CPU share: the columns of the table.
+PICKS: tuple[Callable[[Sample], float], ...] = (
+    lambda sample: sample.calls_per_s,
+    lambda sample: sample.load_cpu,
+    lambda sample: sample.server_cpu,
+)
 
 
 class Failed(Exception):
     """Fired for every 10th microbench event, so the failure path is measured too."""
 
 
-def load_round(stub: pb_grpc.HelloStub, environment: Environment, seconds: float, concurrency: int) -> float:
-    """Calls per second of ``concurrency`` greenlets calling SayHello and firing request events."""
-    fire = environment.events.request.fire
-    request = pb.HelloRequest(name="bench")
-    deadline = time.perf_counter() + seconds
-    counts = [0] * concurrency
+def fastest_server() -> tuple[str, list[str], dict[str, str] | None]:
+    node = grpc_js_command()
+    if node is not None:
+        return "@grpc/grpc-js (node)", *node
+    return "reference backend (grpc.aio)", reference_backend_command(), None
 
-    def worker(index: int) -> None:
-        while time.perf_counter() < deadline and counts[index] < MAX_CALLS_PER_ROUND:
-            started = time.perf_counter()
-            reply = stub.SayHello(request, timeout=5)
-            elapsed_ms = (time.perf_counter() - started) * 1000.0
-            fire(
-                request_type="grpc",
-                name=METHOD,
-                response_time=elapsed_ms,
-                response_length=reply.ByteSize(),
-                exception=None,
-                context={},
-            )
-            counts[index] += 1
 
-    started = time.perf_counter()
-    gevent.joinall([gevent.spawn(worker, i) for i in range(concurrency)])
-    return sum(counts) / (time.perf_counter() - started)
+def load_table(rounds: int, seconds: float, users: int, sink: tuple[str, int]) -> None:
+    """Interleaved off / on runs; prints each round, then medians and the ratio."""
+    modes = {"off": [], "on": ["--statsd-host", sink[0], "--statsd-port", str(sink[1])]}
+    samples: dict[str, list[Sample]] = {mode: [] for mode in modes}
+    name, command, env = fastest_server()
+    print(f"GrpcUser SayHello calls/s, one load-generator core ({placement()}); server: {name}")
+    print(f"{users} users, no wait; {rounds} rounds x {seconds:g} s counted; mirror sends to a UDP sink on loopback")
+    server = start_server(name, command, env=env)
+    try:
+        with tempfile.TemporaryDirectory(prefix="statsd-bench-") as scratch:
+            stem = Path(scratch) / "run"
+            for index in range(rounds):
+                for mode in list(modes) if index % 2 == 0 else list(reversed(modes)):
+                    process = start_locust(
+                        LOCUSTFILE, "GrpcUserHello", server.address, users, seconds, stem, *modes[mode]
+                    )
+                    samples[mode].append(measure(f"mirror {mode}", server, process, locust_window(stem)))
+                off, on = samples["off"][-1].calls_per_s, samples["on"][-1].calls_per_s
+                print(f"  round {index + 1}/{rounds}: off {off:,.0f}, on {on:,.0f} calls/s", flush=True)
+    finally:
+        server.stop()
+    medians = {mode: [statistics.median(map(pick, rows)) for pick in PICKS] for mode, rows in samples.items()}
+    print()
+    print(f"{'mirror':<7} {'calls/s':>9} {'load CPU':>9} {'server CPU':>10}  (medians)")
+    for mode, (rate, load_cpu, server_cpu) in medians.items():
+        print(f"{mode:<7} {rate:>9,.0f} {load_cpu:>9.0%} {server_cpu:>10.0%}")
+    per_round = [on.calls_per_s / off.calls_per_s for off, on in zip(samples["off"], samples["on"], strict=True)]
+    print(
+        f"mirror on / off = {medians['on'][0] / medians['off'][0]:.3f} (medians; per round "
+        f"{', '.join(f'{ratio:.3f}' for ratio in per_round)}); target >= 0.95"
+    )
 
 
 def events_per_second(handle: Callable[[int], None], events: int) -> float:
@@ -107,37 +134,23 @@ def microbench(sink: tuple[str, int], events: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="off/on round pairs (default 3)")
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of one round (default 3)")
-    parser.add_argument("--concurrency", type=int, default=8, help="greenlets calling (default 8)")
+    parser.add_argument("--rounds", type=int, default=5, help="off/on round pairs (1-20, default 5)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="counted seconds per run (2-60, default 5)")
+    parser.add_argument("--users", type=int, default=50, help="concurrent GrpcUsers (1-1000, default 50)")
     parser.add_argument("--events", type=int, default=300_000, help="microbench events (default 300000)")
     args = parser.parse_args()
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink_socket, running_backend("grpc") as backend:
+    if not (1 <= args.rounds <= 20 and 2 <= args.seconds <= 60 and 1 <= args.users <= 1000):
+        parser.error("--rounds must be 1-20, --seconds 2-60, --users 1-1000")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink_socket:
         sink_socket.bind(("127.0.0.1", 0))
         sink = ("127.0.0.1", int(sink_socket.getsockname()[1]))
-        with grpc.insecure_channel(backend.address) as channel:
-            stub = pb_grpc.HelloStub(channel)
-            load_round(stub, Environment(), 0.5, args.concurrency)  # warm up the channel
-            off: list[float] = []
-            on: list[float] = []
-            for _ in range(args.rounds):
-                off.append(load_round(stub, Environment(), args.seconds, args.concurrency))
-                mirrored = Environment()
-                mirror = StatsdMirror(mirrored, MirrorConfig(*sink), DatagramBatcher(socket.AF_INET, sink))
-                mirror.start()
-                on.append(load_round(stub, mirrored, args.seconds, args.concurrency))
-                mirror.close()
-                print(f"round: mirror off {off[-1]:,.0f} calls/s, on {on[-1]:,.0f} calls/s", flush=True)
-        off_median, on_median = statistics.median(off), statistics.median(on)
-        print(f"gRPC load loop, median of {args.rounds}: off {off_median:,.0f} calls/s, on {on_median:,.0f} calls/s")
-        print(f"mirror on / off = {on_median / off_median:.3f} (overhead {100 * (1 - on_median / off_median):.1f} %)")
+        load_table(args.rounds, args.seconds, args.users, sink)
         mirror_rate, pipeline_rate = microbench(sink, args.events)
-        print(
-            f"listener alone: {mirror_rate:,.0f} events/s ({1e6 / mirror_rate:.2f} us/event); "
-            f"statsd package pipeline: {pipeline_rate:,.0f} events/s; mirror / pipeline = "
-            f"{mirror_rate / pipeline_rate:.2f}"
-        )
+    print(
+        f"listener alone: {mirror_rate:,.0f} events/s ({1e6 / mirror_rate:.2f} us/event); "
+        f"statsd package pipeline: {pipeline_rate:,.0f} events/s; mirror / pipeline = "
+        f"{mirror_rate / pipeline_rate:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from _common import cpu_seconds
+
 if TYPE_CHECKING:
     from locust_ext.testing import Backend
 
@@ -130,12 +132,6 @@ def drive(host: str, port: int, scenario: Scenario, seconds: float, results: Any
     for sock, _ in connections:
         sock.close()
     results.put((sent, received, elapsed))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
