@@ -1,8 +1,9 @@
 """monitoring/ checked statically: compose, Kubernetes manifests, Graphite/StatsD config, Grafana dashboards.
 
 Every Graphite target of every panel must match a metric the mirror really emits: a headless run of the
-test locustfiles against both reference backends is captured over UDP, and each captured name is mapped
-through the StatsD daemon's default (legacy) namespacing before matching with Graphite glob rules.
+test locustfiles against both reference backends, graded by a small thresholds file, is captured over UDP,
+and each captured name is mapped through the StatsD daemon's default (legacy) namespacing before matching
+with Graphite glob rules.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
 TIMER_AGGREGATES = ["count", "count_ps", "lower", "mean", "median", "std", "sum", "sum_squares", "upper"] + [
     f"{name}_{pct}" for pct in (90, 99) for name in ("count", "mean", "sum", "sum_squares", "upper")
 ]
+# Lenient enough to pass whatever this machine's latency; the grade gauges are what the run is for.
+GATE = """\
+grades: [excellent, good, acceptable]
+live_interval: 0.5
+rules:
+  - name: /loadtest.v1.Hello/SayHello
+    type: grpc
+    response_time: {stat: p95, excellent: 1000, good: 5000, acceptable: 10000}
+  - name: Aggregated
+    error_rate: {acceptable: 100}
+"""
 SERIES = re.compile(r"stats(?:_counts)?\.(?:[A-Za-z0-9_\-*?\[\]]|\{[^}]*\}|\.)+")
 
 
@@ -63,14 +75,17 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 
 
 @pytest.fixture(scope="module")
-def emitted(grpc_backend: Backend, ws_backend: Backend) -> set[str]:
+def emitted(grpc_backend: Backend, ws_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """Graphite names of all the mirror sends in a distributed headless run (master + one worker)."""
+    gate = tmp_path_factory.mktemp("monitoring") / "gate.yaml"
+    gate.write_text(GATE)
     env = {"GRPC_PROBE_TARGET": grpc_backend.address, "WS_PROBE_URL": ws_backend.url}
     run = ("--headless", "-u", "4", "-r", "4", "-t", "3s", "--exit-code-on-error", "0", "--skip-log-setup")
     locustfiles = f"{FOR_TESTS / 'statsd_grpc.py'},{FOR_TESTS / 'statsd_ws.py'}"
     with udp_capture() as capture:
         statsd = ("--statsd-host", "127.0.0.1", "--statsd-port", str(capture.port))
-        done = run_distributed(locustfiles, [*run, *statsd], worker_args=statsd, workers=1, env=env)
+        master_args = [*run, *statsd, "--thresholds", str(gate)]
+        done = run_distributed(locustfiles, master_args, worker_args=statsd, workers=1, env=env)
     assert done.returncode == 0, done.stderr
     return {path for line in capture.lines() for path in graphite_names(line.name, line.type)}
 

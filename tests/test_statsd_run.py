@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +15,22 @@ from tests.support import FOR_TESTS
 
 LOCUSTFILE = FOR_TESTS / "statsd_grpc.py"
 RUN = ("--headless", "-u", "4", "-r", "4", "-t", "4s", "--exit-code-on-error", "0", "--skip-log-setup")
+#: SayHello is fast (best grade); Echo fails half its calls (poor); the glob grades both rows (the worst shows);
+#: /nope matches nothing (no grade gauge).
+GATE = """\
+grades: [excellent, good, acceptable]
+live_interval: 0.5
+rules:
+  - name: /loadtest.v1.Hello/SayHello
+    type: grpc
+    response_time: {stat: p95, excellent: 10000}
+  - name: /loadtest.v1.Echo/Echo
+    error_rate: {excellent: 0.1, good: 1, acceptable: 5}
+  - match: "/loadtest.v1.*"
+    error_rate: {excellent: 0.1, good: 1, acceptable: 5}
+  - name: /nope
+    error_rate: {acceptable: 1}
+"""
 NAMES = {"/loadtest.v1.Hello/SayHello": "loadtest_v1_Hello_SayHello", "/loadtest.v1.Echo/Echo": "loadtest_v1_Echo_Echo"}
 
 
@@ -114,3 +131,37 @@ def test_distributed_run_counts_nothing_twice(grpc_backend: Backend, tmp_path: P
     assert sum(line.value for line in lines if line.name.endswith(".failure")) == sum(failures.values())
     assert {line.name for line in lines if line.type == "g"} >= {"locust.run.workers", "locust.run.users"}
     assert max(line.value for line in lines if line.name == "locust.run.workers") == 2
+
+
+def test_threshold_grades_are_sent_as_gauges_matching_the_report(grpc_backend: Backend, tmp_path: Path) -> None:
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(GATE)
+    report = tmp_path / "gate.json"
+    with udp_capture() as capture:
+        command = locust_command(LOCUSTFILE, *RUN, "--statsd-host", "127.0.0.1", "--statsd-port", str(capture.port))
+        done = run_locust(
+            [*command, "--thresholds", str(gate), "--thresholds-report", str(report)], env=probe_env(grpc_backend)
+        )
+    assert done.returncode == 3, done.stderr[-2000:]  # Echo's error rate fails the gate
+    document = json.loads(report.read_text())
+    grade_index = {(r["rule"], r["entry"], r["metric"]): r["grade_index"] for r in document["results"]}
+    hello, echo = "grpc /loadtest.v1.Hello/SayHello", "grpc /loadtest.v1.Echo/Echo"
+    last: dict[str, float] = {}
+    for line in capture.lines():
+        if line.type == "g" and line.name.startswith("locust.thresholds."):
+            last[line.name] = line.value
+    assert last == {
+        "locust.thresholds.grpc_loadtest_v1_Hello_SayHello.response_time_p95.grade": grade_index[
+            ("/loadtest.v1.Hello/SayHello", hello, "response_time")
+        ],
+        "locust.thresholds.loadtest_v1_Echo_Echo.error_rate.grade": grade_index[
+            ("/loadtest.v1.Echo/Echo", echo, "error_rate")
+        ],
+        "locust.thresholds.loadtest_v1.error_rate.grade": max(
+            grade_index[("/loadtest.v1.*", entry, "error_rate")] for entry in (hello, echo)
+        ),
+        "locust.thresholds.failing": document["summary"]["fail"],
+    }
+    assert last["locust.thresholds.grpc_loadtest_v1_Hello_SayHello.response_time_p95.grade"] == 0
+    assert last["locust.thresholds.loadtest_v1_Echo_Echo.error_rate.grade"] == len(document["grades"]) - 1
+    assert document["summary"]["fail"] >= 2

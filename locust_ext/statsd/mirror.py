@@ -1,8 +1,9 @@
 """The Locust side of the StatsD mirror: flags, and a listener bound to one Environment.
 
 Every process with users (a worker, or a local runner) sends a timer and a success/failure counter per
-request event; the master, or a local runner, also sends run gauges once a second. StatsD sums what the
-workers send, so nothing is counted twice. The user's greenlet only formats lines into a buffer; a
+request event; the master, or a local runner, also sends run gauges once a second, including the thresholds
+gate's latest grades (:mod:`locust_ext.statsd.grades`). StatsD sums what the workers send, so nothing is
+counted twice. The user's greenlet only formats lines into a buffer; a
 background greenlet flushes it every second, and at test stop and quit.
 """
 
@@ -21,8 +22,10 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from backends.common import port_number
 from locust_ext.statsd.gauges import published_gauges
+from locust_ext.statsd.grades import grade_gauges
 from locust_ext.statsd.naming import RequestLines, TagStyle, gauge_lines, request_lines, sanitize_segment
 from locust_ext.statsd.sender import DatagramBatcher, StatsdAddressError, resolve
+from locust_ext.thresholds import Verdict, graded_event
 
 __all__ = ["FLUSH_INTERVAL_SECONDS", "MirrorConfig", "StatsdMirror", "add_arguments", "on_init"]
 
@@ -60,6 +63,8 @@ class StatsdMirror:
         self.batcher = batcher
         self.handler_errors = 0
         self._lines: dict[tuple[str, str], RequestLines] = {}
+        #: The thresholds gate's latest grades, replaced at every grading.
+        self._grades: dict[str, float] = {}
         self._flusher: gevent.Greenlet | None = None
         self._closed = False
         self._listening = False
@@ -70,8 +75,11 @@ class StatsdMirror:
         return not isinstance(self.environment.runner, WorkerRunner)
 
     def start(self) -> None:
-        """Listen to the Environment's events and start the once-a-second flusher."""
+        """Listen to the Environment's events (and to the thresholds gate's gradings, when this process sends
+        gauges) and start the once-a-second flusher."""
         events = self.environment.events
+        if self.sends_gauges:
+            graded_event(self.environment).add_listener(self._on_graded)
         if not isinstance(self.environment.runner, MasterRunner):
             events.request.add_listener(self.on_request)
             self._listening = True
@@ -120,6 +128,7 @@ class StatsdMirror:
         for name, value in published_gauges(self.environment).items():
             path = ".".join(sanitize_segment(part) for part in name.split("."))
             gauges[path] = value
+        gauges.update(self._grades)
         return gauges
 
     def flush(self) -> None:
@@ -152,6 +161,9 @@ class StatsdMirror:
         while not self._closed:
             gevent.sleep(FLUSH_INTERVAL_SECONDS)
             self.flush()
+
+    def _on_graded(self, verdict: Verdict, **_: Any) -> None:
+        self._grades = grade_gauges(verdict)
 
     def _on_flush_event(self, **_: Any) -> None:
         self.flush()

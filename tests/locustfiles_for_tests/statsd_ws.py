@@ -3,8 +3,7 @@
 The user holds one websocket-client connection to the reference WebSocket backend (env WS_PROBE_URL) and
 records ``connect`` and ``echo`` request events of type ``websocket``; 30 % of echoes get an injected
 error reply. Workers report their open connections with Locust's worker reports; the master sums them
-and publishes the gauge, as the publish_gauge contract asks. A stand-in for the threshold evaluator
-publishes grades through the same call, under ``thresholds.<rule>.<metric>.grade``.
+and publishes the gauge, as the publish_gauge contract asks.
 """
 
 from __future__ import annotations
@@ -88,10 +87,3 @@ def sum_open_connections(client_id: str, data: dict[str, Any], **_: Any) -> None
     worker_connections[client_id] = data.get("probe_open_connections", 0)
     for environment in environments:
         publish_gauge(environment, "websocket.open_connections", sum(worker_connections.values()))
-
-
-@events.test_start.add_listener
-def publish_threshold_grades(environment: Environment, **_: Any) -> None:
-    """Stands in for the threshold evaluator: grade 0 (best) for one rule, and no failing pair."""
-    publish_gauge(environment, "thresholds.grpc_hello.p95.grade", 0)
-    publish_gauge(environment, "thresholds.failing", 0)
