@@ -38,8 +38,11 @@ OTHER_ERROR_CLASS = "other"
 _NOT_SEGMENT = re.compile(r"[^A-Za-z0-9_-]+")
 # Tag values may keep '.' and '/', which neither tag syntax uses, so method paths stay readable.
 _NOT_TAG_VALUE = re.compile(r"[^A-Za-z0-9_./-]+")
-# "UNAVAILABLE: connection refused" → UNAVAILABLE; "timeout" → timeout.
+# "UNAVAILABLE: connection refused" → UNAVAILABLE; "timeout" → timeout. After a lowercase word (the WebSocket
+# user's failure words, never a gRPC status) a close code (1000-4999) right after the colon is kept:
+# "disconnect: 1006 connection lost" → disconnect_1006. At most 4000 codes per word, in practice a handful.
 _LEADING_WORD = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]{0,39})\s*(?::|$)")
+_CLOSE_CODE = re.compile(r"\s*([a-z][a-z0-9_-]{0,39})\s*:\s*([1-4]\d{3})(?![\w.])")
 
 
 def _clean(pattern: re.Pattern[str], text: str) -> str:
@@ -60,12 +63,16 @@ def sanitize_tag_value(text: str) -> str:
 def error_class(exception: object) -> str:
     """A short, groupable class for a failure: the message's leading status word, else the exception type.
 
-    Messages follow the suite's convention ``CODE: detail`` (``UNAVAILABLE: ...``, ``disconnect: 1006``).
+    Messages follow the suite's convention ``CODE: detail``: ``UNAVAILABLE: connection refused`` is
+    ``UNAVAILABLE``; a close code right after the word is kept, ``disconnect: 1006 connection lost`` is
+    ``disconnect_1006``.
     """
-    match = _LEADING_WORD.match(str(exception))
-    if match:
-        return match.group(1)
-    return type(exception).__name__
+    message = str(exception)
+    coded = _CLOSE_CODE.match(message)
+    if coded:
+        return f"{coded.group(1)}_{coded.group(2)}"
+    match = _LEADING_WORD.match(message)
+    return match.group(1) if match else type(exception).__name__
 
 
 def format_number(value: float) -> str:
