@@ -8,9 +8,9 @@ import json
 import os
 import resource
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gevent
 import locust  # noqa: F401 - patches the standard library before sockets are made
@@ -19,6 +19,7 @@ from locust import constant, task
 from locust.env import Environment
 
 from locust_ext import ReconnectPolicy, WebSocketUser
+from locust_ext.statsd.naming import error_class
 from locust_ext.testing import Backend, free_port, running_backend
 from locust_ext.websocket import WebSocketConfigError, WebSocketFailure, WebSocketSession
 from locust_ext.websocket.gauges import counts_for
@@ -125,6 +126,45 @@ def test_no_reply_in_time_is_a_timeout_failure_and_the_session_goes_on(
     assert recorder.named("late") == [("late", "timeout: no reply within 0.1 s", 0)]
 
 
+def wait_for(condition: Callable[[], object], polls: int = 500) -> None:
+    """Yield to the hub until ``condition()`` holds, at most ``polls`` times 10 ms."""
+    while not condition() and polls:
+        gevent.sleep(0.01)
+        polls -= 1
+
+
+def test_a_reply_after_its_request_timed_out_is_a_late_failure_never_a_success(
+    ws: WebSocketSession, ws_backend: Backend, recorder: Recorder
+) -> None:
+    server_stats(ws_backend, reset=True)
+    with pytest.raises(WebSocketFailure, match=r"^timeout: "):
+        ws.request({"type": "echo", "fault": {"delay_ms": 300}}, name="slow", timeout=0.05)
+    wait_for(lambda: recorder.named("late reply"))
+    assert ws.request({"type": "echo", "payload": "on time"}, name="next")["payload"] == "on time"
+
+    assert recorder.named("slow") == [("slow", "timeout: no reply within 0.05 s", 0)]
+    [(_, late, length)] = recorder.named("late reply")
+    assert late == "late: reply after its request gave up" and length > 0
+    successes = [name for name, failure, _ in recorder.events if failure is None and name != "connect"]
+    assert successes == ["next"]
+    assert server_stats(ws_backend)["sent_text"] == 2  # the late reply and the one on time
+
+
+def test_a_reply_after_its_request_was_cancelled_is_a_late_failure(ws: WebSocketSession, recorder: Recorder) -> None:
+    waiting = gevent.spawn(ws.request, {"type": "echo", "fault": {"delay_ms": 200}}, name="cancelled")
+    gevent.sleep(0.05)
+    waiting.kill()
+    wait_for(lambda: recorder.named("late reply"))
+    assert recorder.named("cancelled") == [("cancelled", "cancelled: user stopped mid-request", 0)]
+    assert [failure for _, failure, _ in recorder.named("late reply")] == ["late: reply after its request gave up"]
+
+
+def test_an_error_reply_nobody_awaits_is_a_failed_push(ws: WebSocketSession, recorder: Recorder) -> None:
+    ws.send({"type": "echo", "id": "nobody-waits", "fault": {"error": "overloaded"}}, name="fire")
+    wait_for(lambda: recorder.named("push error"))
+    assert [failure for _, failure, _ in recorder.named("push error")] == ["error: overloaded"]
+
+
 def test_error_replies_are_failures_named_by_their_text(ws: WebSocketSession, recorder: Recorder) -> None:
     with pytest.raises(WebSocketFailure, match=r"^error: overloaded$"):
         ws.request({"type": "echo", "fault": {"error": "overloaded"}}, name="faulty")
@@ -136,13 +176,14 @@ def test_a_drop_fails_waiting_requests_at_once_records_disconnect_and_reconnects
 ) -> None:
     waiting = gevent.spawn(ws.request, {"type": "echo", "fault": {"delay_ms": 30_000}}, name="waiting", timeout=60)
     gevent.sleep(0.05)
-    with pytest.raises(WebSocketFailure, match=r"^disconnect: 1006 connection lost$"):
+    with pytest.raises(WebSocketFailure, match=r"^disconnect_1006: connection lost$") as dropped:
         ws.request({"type": "echo", "fault": {"drop": True}}, name="dropper")
-    with pytest.raises(WebSocketFailure, match=r"^disconnect: 1006"):
+    assert error_class(dropped.value) == "disconnect_1006"  # the StatsD mirror's class keeps the close code
+    with pytest.raises(WebSocketFailure, match=r"^disconnect_1006: "):
         waiting.get(timeout=5)  # long before its 60 s timeout
     assert ws.wait_connected(10)
     assert ws.request({"type": "echo", "payload": "back"})["payload"] == "back"
-    assert recorder.named("disconnect") == [("disconnect", "disconnect: 1006 connection lost", 0)]
+    assert recorder.named("disconnect") == [("disconnect", "disconnect_1006: connection lost", 0)]
     assert [failure for _, failure, _ in recorder.named("connect")] == [None, None]
     counts = counts_for(environment)
     assert (counts.drops, counts.reconnects) == (1, 1)
@@ -177,7 +218,7 @@ def test_a_server_shutdown_is_a_disconnect_with_close_code_1001(environment: Env
             gevent.sleep(0.01)
             polls -= 1
         session.close()
-    assert recorder.named("disconnect") == [("disconnect", "disconnect: 1001 going away", 0)]
+    assert recorder.named("disconnect") == [("disconnect", "disconnect_1001: going away", 0)]
 
 
 def test_without_reconnect_a_dropped_session_fails_requests_at_once(
@@ -231,7 +272,7 @@ def test_upgrade_rejected_names_the_http_status(environment: Environment, ws_bac
     recorder = Recorder(environment)
     session = open_session(environment, f"{ws_backend.url}/stats", NotAWebSocket, wait=False)
     assert not session.wait_connected(10)
-    assert recorder.named("connect") == [("connect", "connect: upgrade rejected: HTTP 200", 0)]
+    assert recorder.named("connect") == [("connect", "connect_200: upgrade rejected with HTTP 200", 0)]
 
 
 def test_wss_with_a_generated_certificate(environment: Environment, recorder: Recorder, tmp_path: Path) -> None:
@@ -280,6 +321,14 @@ def test_a_missing_ca_file_is_named() -> None:
 
     with pytest.raises(WebSocketConfigError, match=r"tls_ca_file /nonexistent/ca.pem: no such file"):
         MissingCa(Environment(user_classes=[MissingCa], host="wss://127.0.0.1:1"))
+
+
+def test_a_header_the_handshake_sets_itself_is_refused() -> None:
+    class Offering(WebSocketUser):
+        headers: ClassVar[dict[str, str]] = {"Sec-WebSocket-Protocol": "chat"}
+
+    with pytest.raises(WebSocketConfigError, match=r"set by the handshake; use the subprotocols attribute"):
+        Offering(Environment(user_classes=[Offering], host="ws://127.0.0.1:1"))
 
 
 def test_preflight_says_what_to_raise_when_users_exceed_the_open_file_limit() -> None:

@@ -17,6 +17,14 @@ from locust_ext.websocket.errors import WebSocketConfigError
 __all__ = ["ConnectOptions", "check_url", "tls_context"]
 
 SCHEMES = ("ws", "wss")
+#: Handshake headers websocket-client writes itself, lower-cased, with the setting to use instead.
+_HANDSHAKE_HEADERS = {
+    "upgrade": "nothing: it is always 'websocket'",
+    "connection": "nothing: it is always 'Upgrade'",
+    "sec-websocket-key": "nothing: a fresh key is made per connection",
+    "sec-websocket-version": "nothing: it is always 13",
+    "sec-websocket-protocol": "the subprotocols attribute",
+}
 
 
 def check_url(url: str | None) -> str:
@@ -70,13 +78,25 @@ def tls_context(
     return context
 
 
+def _pop_header(headers: dict[str, str], name: str) -> str | None:
+    """Remove header ``name`` (any case) from ``headers`` and return its value."""
+    for key in headers:
+        if key.lower() == name:
+            return headers.pop(key)
+    return None
+
+
 @dataclass(frozen=True)
 class ConnectOptions:
     """Everything one connection attempt needs, checked, immutable and shared between users."""
 
     url: str
     connect_timeout: float
+    #: ``Name: value`` lines added to the upgrade request.
     headers: tuple[str, ...] = ()
+    #: ``Origin`` and ``Host`` replace websocket-client's own (as extra headers they would be sent twice).
+    origin: str | None = None
+    host_header: str | None = None
     subprotocols: tuple[str, ...] = ()
     ssl_context: ssl.SSLContext | None = None
 
@@ -97,9 +117,16 @@ class ConnectOptions:
         checked = check_url(url)
         if not connect_timeout > 0:
             raise WebSocketConfigError(f"connect_timeout {connect_timeout!r}: must be a positive number of seconds")
-        for key, value in (headers or {}).items():
+        extra = dict(headers or {})
+        for key, value in extra.items():
             if "\n" in key or "\r" in key or "\n" in value or "\r" in value or ":" in key:
                 raise WebSocketConfigError(f"headers[{key!r}]: a header name or value with ':' or a line break")
+            if key.lower() in _HANDSHAKE_HEADERS:
+                raise WebSocketConfigError(
+                    f"headers[{key!r}]: set by the handshake; use {_HANDSHAKE_HEADERS[key.lower()]}"
+                )
+        origin = _pop_header(extra, "origin")
+        host_header = _pop_header(extra, "host")
         context = None
         if urlsplit(checked).scheme == "wss":
             context = tls_context(
@@ -108,7 +135,9 @@ class ConnectOptions:
         return cls(
             url=checked,
             connect_timeout=float(connect_timeout),
-            headers=tuple(f"{key}: {value}" for key, value in (headers or {}).items()),
+            headers=tuple(f"{key}: {value}" for key, value in extra.items()),
+            origin=origin,
+            host_header=host_header,
             subprotocols=tuple(subprotocols or ()),
             ssl_context=context,
         )

@@ -8,6 +8,13 @@ protocol ping after ``ping_interval`` seconds of silence. When the connection dr
 ``disconnect`` failure, fails every request still waiting on it at once, and a short-lived greenlet
 reconnects per the :class:`ReconnectPolicy` (each attempt recorded as a ``connect`` event).
 
+Only answers are successes. A message no request is waiting for is a push, but two kinds of them are
+failures: an error reply (``reply_error``, e.g. ``{"type": "error"}``) nobody awaited, recorded under its
+push name (``push error``) as ``error: <text>``; and the late reply to an id-correlated request that timed
+out or was cancelled, recorded as ``late reply`` / ``late: reply after its request gave up``. For that,
+each connection remembers the ids of the last :data:`ABANDONED_IDS_KEPT` requests it gave up on; a reply
+to an older one, or to a request correlated by ``match=``, cannot be told apart from a push.
+
 Every event has ``request_type="websocket"``. What each one's ``response_time`` means:
 
 ``connect``     TCP connect + TLS handshake + HTTP upgrade
@@ -16,6 +23,7 @@ Every event has ``request_type="websocket"``. What each one's ``response_time`` 
 ``push <type>`` the message's age (now minus its ``sent_at`` wall-clock time) when it carries one, else 0
 ``ping``        a protocol ping (RFC 6455) until its pong; ``keepalive`` the same for idle-time pings
 ``disconnect``  how long the connection had been open when it dropped
+``late reply``  from sending the request that gave up until its reply came after all
 """
 
 from __future__ import annotations
@@ -43,14 +51,16 @@ from websocket import (
     WebSocketException,
 )
 
-from locust_ext.websocket.errors import WebSocketFailure, close_code_text
+from locust_ext.websocket.errors import WebSocketFailure, close_failure
 from locust_ext.websocket.gauges import ConnectionCounts
 from locust_ext.websocket.options import ConnectOptions
 from locust_ext.websocket.preflight import FdBudget, fd_budget
 from locust_ext.websocket.reconnect import ReconnectPolicy
 
 __all__ = [
+    "ABANDONED_IDS_KEPT",
     "DEFAULT_RECONNECT",
+    "LATE_REPLY",
     "REQUEST_TYPE",
     "Message",
     "SessionSettings",
@@ -62,6 +72,9 @@ __all__ = [
 
 REQUEST_TYPE = "websocket"
 KEEPALIVE = "keepalive"
+LATE_REPLY = "late reply"
+#: Ids of given-up requests each connection remembers, newest kept, to recognise their late replies.
+ABANDONED_IDS_KEPT = 4096
 _KEEPALIVE_TOKEN = b"keepalive"
 #: How long closing may wait for the close frame to leave.
 CLOSE_SEND_TIMEOUT_S = 1.0
@@ -126,7 +139,7 @@ def _connect_failure(exc: BaseException) -> WebSocketFailure:
     elif isinstance(exc, ssl.SSLError):
         detail = f"TLS: {exc.reason or exc}"
     elif isinstance(exc, WebSocketBadStatusException):
-        detail = f"upgrade rejected: HTTP {exc.status_code}"
+        return WebSocketFailure("connect", f"upgrade rejected with HTTP {exc.status_code}", exc.status_code)
     elif isinstance(exc, (WebSocketAddressException, socket.gaierror)):
         detail = "cannot resolve the host"
     elif isinstance(exc, OSError):
@@ -196,11 +209,13 @@ class WebSocketSession:
         self._keepalive: Any = None  # the hub's keepalive timer while connected
         self._last_received = 0.0
         self._pinged_at: float | None = None
-        self._drop_reason: str | None = None
+        self._drop_reason: WebSocketFailure | None = None
         #: The session greenlet has finished: no more connecting or reconnecting.
         self._stopped = False
         self._ids = itertools.count(1)
         self._by_id: dict[Any, _Waiter] = {}
+        #: Ids of requests given up on this connection, oldest first, with when each was sent.
+        self._abandoned: dict[Any, float] = {}
         self._matchers: list[_Waiter] = []
         self._pongs: dict[bytes, _Waiter] = {}
         self._handlers: list[tuple[Callable[[Message], bool], Callable[[Message], Any]]] = []
@@ -271,7 +286,7 @@ class WebSocketSession:
             self._fire(name, started, 0, WebSocketFailure("cancelled", "user stopped mid-request"))
             raise
         finally:
-            self._forget(waiter, key)
+            self._forget(waiter, key, started)
         error = self.settings.reply_error(reply)
         if error is None:
             self._fire(name, started, length, None)
@@ -326,7 +341,8 @@ class WebSocketSession:
 
         A string matches JSON objects whose ``type`` equals it. Handlers run on the receive greenlet, so
         they must not block; an exception from one is recorded as a failure of that push's event. Every
-        push is recorded as an event whether or not a handler takes it.
+        push is recorded as an event whether or not a handler takes it; an error reply (``reply_error``) as
+        a failure.
         """
         predicate = _type_is(predicate_or_type) if isinstance(predicate_or_type, str) else predicate_or_type
         self._handlers.append((predicate, handler))
@@ -391,9 +407,13 @@ class WebSocketSession:
         ws.abort()
         raise WebSocketFailure("timeout", "send did not finish in time")
 
-    def _forget(self, waiter: _Waiter, key: Any) -> None:
+    def _forget(self, waiter: _Waiter, key: Any, started: float) -> None:
+        """Stop waiting; an id-correlated request given up unanswered leaves its id to recognise a late reply."""
         if key is not None and self._by_id.get(key) is waiter:
             del self._by_id[key]
+            self._abandoned[key] = started
+            if len(self._abandoned) > ABANDONED_IDS_KEPT:
+                del self._abandoned[next(iter(self._abandoned))]
         elif waiter.match is not None and waiter in self._matchers:
             self._matchers.remove(waiter)
 
@@ -434,6 +454,8 @@ class WebSocketSession:
                 options.url,
                 timeout=options.connect_timeout,
                 header=list(options.headers),
+                origin=options.origin,
+                host=options.host_header,
                 subprotocols=list(options.subprotocols) or None,
             )
         except Exception as exc:
@@ -460,8 +482,9 @@ class WebSocketSession:
         self._ready.set()
         return True
 
-    def _lost(self, ws: WebSocket, detail: str | None) -> None:
-        """The connection ended: count it, record an unexpected end, fail its waiters, then reconnect."""
+    def _lost(self, ws: WebSocket, failure: WebSocketFailure | None) -> None:
+        """The connection ended (``failure`` None: closed by us): count it, record an unexpected end, fail its
+        waiters, then reconnect."""
         if self._ws is not ws:
             return
         self._ws = None
@@ -473,12 +496,14 @@ class WebSocketSession:
         self._watcher = self._keepalive = None
         ws.shutdown()
         self._budget.release()
-        failure = WebSocketFailure("disconnect", detail or "closed by the client")
-        if detail is not None and not self._closing:
+        if failure is None:
+            failure = WebSocketFailure("disconnect", "closed by the client")
+        elif not self._closing:
             self._counts.drops += 1
             self._fire("disconnect", self._connected_at, 0, failure)
         waiters = [*self._by_id.values(), *self._matchers, *self._pongs.values()]
         self._by_id.clear()
+        self._abandoned.clear()
         self._matchers.clear()
         self._pongs.clear()
         for waiter in waiters:
@@ -516,29 +541,29 @@ class WebSocketSession:
         sock = ws.sock
         try:
             while True:
-                detail = self._read_frame(ws)
-                if detail is not None:
-                    self._lost(ws, detail)
+                closed = self._read_frame(ws)
+                if closed is not None:
+                    self._lost(ws, closed)
                     return
                 if not (self._by_id or self._matchers or self._pongs) and not (
                     isinstance(sock, ssl.SSLSocket) and sock.pending()
                 ):
                     break
         except (OSError, WebSocketConnectionClosedException):
-            self._lost(ws, self._drop_reason or close_code_text(1006))
+            self._lost(ws, self._drop_reason or close_failure(1006))
             return
         except UnicodeDecodeError:
-            self._lost(ws, "protocol error: a text frame that is not UTF-8")
+            self._lost(ws, WebSocketFailure("disconnect", "protocol error: a text frame that is not UTF-8"))
             return
         except WebSocketException as exc:  # a malformed frame: nothing after it can be trusted
-            self._lost(ws, f"protocol error: {str(exc)[:60]}")
+            self._lost(ws, WebSocketFailure("disconnect", f"protocol error: {str(exc)[:60]}"))
             return
         finally:
             self._reader = None
         if self._ws is ws and self._watcher is not None:
             self._watcher.start(self._on_readable)
 
-    def _read_frame(self, ws: WebSocket) -> str | None:
+    def _read_frame(self, ws: WebSocket) -> WebSocketFailure | None:
         """Read one message or control frame and dispatch it; a close frame's code and reason end the read."""
         opcode, frame = ws.recv_data_frame(True)
         self._last_received = time.perf_counter()
@@ -555,7 +580,7 @@ class WebSocketSession:
                 if waiter is not None:
                     waiter.result.set((None, 0))
         elif opcode == ABNF.OPCODE_CLOSE:
-            return _close_detail(frame.data)
+            return _close_frame_failure(frame.data)
         return None
 
     # Keepalive: a timer per connection; a short-lived greenlet sends each ping
@@ -573,7 +598,7 @@ class WebSocketSession:
         if ws is None or interval is None:
             return
         if self._pinged_at is not None:
-            self._drop_reason = f"no pong within {self.settings.ping_timeout:g} s"
+            self._drop_reason = WebSocketFailure("disconnect", f"no pong within {self.settings.ping_timeout:g} s")
             ws.abort()  # the reader sees the end of the stream and records the drop with this reason
             return
         idle = time.perf_counter() - self._last_received
@@ -600,14 +625,20 @@ class WebSocketSession:
         return text
 
     def _dispatch(self, message: Message, length: int) -> None:
-        """Hand a message to the request waiting for it, else to the push handlers."""
-        if self._by_id and isinstance(message, dict):
+        """Hand a message to the request waiting for it, else record a late reply, else a push."""
+        if (self._by_id or self._abandoned) and isinstance(message, dict):
+            key = message.get("id")
             try:
-                waiter = self._by_id.pop(message.get("id"), None)
+                waiter = self._by_id.pop(key, None)
+                given_up_sent_at = None if waiter is not None else self._abandoned.pop(key, None)
             except TypeError:  # an unhashable id cannot be one of ours
-                waiter = None
+                waiter = given_up_sent_at = None
             if waiter is not None:
                 waiter.result.set((message, length))
+                return
+            if given_up_sent_at is not None:
+                late = WebSocketFailure("late", "reply after its request gave up")
+                self._fire(LATE_REPLY, given_up_sent_at, length, late)
                 return
         for waiter in self._matchers:
             try:
@@ -626,7 +657,8 @@ class WebSocketSession:
         settings = self.settings
         sent_at = settings.sent_at(message)
         age = max(0.0, time.time() - sent_at) if sent_at is not None else 0.0  # wall clocks: same-host only
-        failure = None
+        error = settings.reply_error(message)
+        failure = None if error is None else WebSocketFailure("error", error)
         for predicate, handler in self._handlers:
             try:
                 if predicate(message):
@@ -636,9 +668,9 @@ class WebSocketSession:
         self._fire(settings.push_name(message), time.perf_counter() - age, length, failure)
 
 
-def _close_detail(data: bytes) -> str:
-    """``"1001 going away"`` from a close frame's payload (1005 when it has no status)."""
+def _close_frame_failure(data: bytes) -> WebSocketFailure:
+    """``disconnect_1001: going away`` from a close frame's payload (1005 when it has no status)."""
     if len(data) < 2:
-        return close_code_text(1005)
+        return close_failure(1005)
     (code,) = struct.unpack("!H", data[:2])
-    return close_code_text(code, data[2:].decode("utf-8", "replace"))
+    return close_failure(code, data[2:].decode("utf-8", "replace"))

@@ -35,7 +35,8 @@ class WebSocketUser(User):
     # Connection
     #: Seconds for TCP connect + TLS handshake + HTTP upgrade.
     connect_timeout: float = 10.0
-    #: Extra HTTP headers for the upgrade request (auth tokens, cookies, origin).
+    #: Extra HTTP headers for the upgrade request (auth tokens, cookies); ``Origin`` and ``Host`` replace the
+    #: defaults; the handshake's own (``Upgrade``, ``Sec-WebSocket-*``, ...) are refused.
     headers: ClassVar[Mapping[str, str] | None] = None
     #: Subprotocols offered in Sec-WebSocket-Protocol; ``self.ws.subprotocol`` is the one the server chose.
     subprotocols: ClassVar[Sequence[str] | None] = None
