@@ -1,6 +1,6 @@
 """The gate end to end: real locust processes (local, and master + two workers) against the reference gRPC
 backend on loopback; faults injected by metadata give the errors and latency. Reports are read back with
-parsers; bad files must stop the process with exit code 2 before any user starts."""
+parsers; every kind of bad file or report path must stop the process with exit code 2 before any user starts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import time
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from locust_ext.testing import (
     running_locust,
 )
 from tests.support import FOR_TESTS, server_calls
+from tests.test_thresholds_loader import BAD_FILES
 
 LOCUSTFILE = FOR_TESTS / "thresholds_grpc.py"
 HELLO = "/loadtest.v1.Hello/SayHello"
@@ -239,37 +242,90 @@ def test_distributed_verdict_counts_every_workers_requests(
     assert document["passed"] is False
 
 
-@pytest.mark.parametrize(
-    ("gate_text", "extra_args", "expected"),
-    [
-        (
-            GATE.replace("stat: p95", "stat: p97.5th"),
-            (),
-            "gate.yaml:6: rules[0].response_time.stat: unknown stat 'p97.5th'",
-        ),
-        (
-            GATE.replace("good: 0.5", "good: 5"),
-            (),
-            "gate.yaml:7: rules[0].error_rate.acceptable: good (5) must be stricter",
-        ),
-        (None, (), "missing.yaml: cannot read file"),
-        (GATE, ("--thresholds-report", "gate.pdf"), "--thresholds-report gate.pdf: unsupported extension"),
-    ],
-    ids=["unknown stat", "limits out of order", "missing file", "bad report extension"],
-)
-def test_a_bad_file_exits_2_before_any_user_starts(
-    grpc_backend: Backend, tmp_path: Path, gate_text: str | None, extra_args: tuple[str, ...], expected: str
-) -> None:
-    gate = tmp_path / ("gate.yaml" if gate_text is not None else "missing.yaml")
-    if gate_text is not None:
-        gate.write_text(gate_text)
+@dataclass(frozen=True)
+class Refusal:
+    """A run that must stop before load: its thresholds file (None: missing), extra flags and the words its
+    one ``error:`` line must hold. ``{dir}`` in flags and words stands for the case's own folder, which also
+    holds a folder named ``folder.json``."""
+
+    kind: str
+    text: str | None
+    words: tuple[str, ...]
+    args: tuple[str, ...] = ()
+
+
+REFUSALS = [
+    *(
+        Refusal(kind, text, (f"{{dir}}/gate.yaml:{line}:", f" {key_path}:" if key_path else "", problem))
+        for kind, text, line, key_path, problem in BAD_FILES
+    ),
+    Refusal("missing file", None, ("{dir}/gate.yaml: cannot read file",)),
+    Refusal("empty file", "# nothing\n", ("{dir}/gate.yaml: the file is empty",)),
+    Refusal(
+        "missing baseline",
+        GATE,
+        ("{dir}/base.json: cannot read baseline",),
+        ("--thresholds-baseline", "{dir}/base.json"),
+    ),
+    Refusal(
+        "bad report extension",
+        GATE,
+        ("--thresholds-report gate.pdf: unsupported extension",),
+        ("--thresholds-report", "gate.pdf"),
+    ),
+    Refusal(
+        "report under a file",
+        GATE,
+        ("--thresholds-report {dir}/gate.yaml/gate.json: cannot write", "{dir}/gate.yaml"),
+        ("--thresholds-report", "{dir}/gate.yaml/gate.json"),
+    ),
+    Refusal(
+        "report path is a folder",
+        GATE,
+        ("--thresholds-report {dir}/folder.json: cannot write: Is a directory",),
+        ("--thresholds-report", "{dir}/folder.json"),
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def refused_runs(
+    grpc_backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, tuple[Path, subprocess.CompletedProcess[str]]], int]:
+    """Every refusal run (a few at a time; each exits within a second or two), and the calls the backend saw."""
+    folders = {case.kind: tmp_path_factory.mktemp("refused") for case in REFUSALS}
+
+    def refuse(case: Refusal) -> subprocess.CompletedProcess[str]:
+        folder = str(folders[case.kind])
+        gate = folders[case.kind] / "gate.yaml"
+        if case.text is not None:
+            gate.write_text(case.text)
+        (folders[case.kind] / "folder.json").mkdir()
+        # A writable report comes first: it is tried before the file is read, and must not be left behind.
+        reports = ("--thresholds-report", f"{folder}/fresh/gate.json")
+        args = [arg.replace("{dir}", folder) for arg in case.args]
+        return run(["--thresholds", str(gate), *reports, *args, *headless()], grpc_backend)
+
     server_calls(grpc_backend, reset=True)
-    result = run(["--thresholds", str(gate), *extra_args, *headless()], grpc_backend)
-    assert result.returncode == 2
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = dict(zip(folders, pool.map(refuse, REFUSALS), strict=True))
+    return {kind: (folders[kind], done[kind]) for kind in folders}, server_calls(grpc_backend)
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=[case.kind for case in REFUSALS])
+def test_a_bad_file_or_report_path_exits_2_before_any_user_starts(
+    refused_runs: tuple[dict[str, tuple[Path, subprocess.CompletedProcess[str]]], int], case: Refusal
+) -> None:
+    runs, server_received = refused_runs
+    folder, result = runs[case.kind]
+    assert result.returncode == 2, result.stderr[-2000:]
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(error_lines) == 1 and expected in error_lines[0], result.stderr[-2000:]
+    assert len(error_lines) == 1, result.stderr[-2000:]
+    for word in case.words:
+        assert word.replace("{dir}", str(folder)) in error_lines[0]
     assert "Ramping to" not in result.stderr
-    assert server_calls(grpc_backend) == 0
+    assert not (folder / "fresh" / "gate.json").exists()
+    assert server_received == 0
 
 
 def _get_json(url: str) -> Any:

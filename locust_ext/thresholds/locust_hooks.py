@@ -2,7 +2,8 @@
 
 Only a master or a stand-alone process grades (its ``environment.stats`` already holds every worker's
 requests); on a worker this module does nothing. Validation runs in Locust's ``init`` event, before any
-user is spawned; a bad file ends the process with exit code 2 and one line naming file, line and key.
+user is spawned; a bad file, or a report path that cannot be written, ends the process with exit code 2 and
+one line naming the file (and line and key) or the path.
 The final verdict is made at ``quitting`` and sets ``environment.process_exit_code`` (0 pass, 3 fail),
 which takes precedence over Locust's own "1 when a request failed".
 
@@ -33,6 +34,7 @@ from locust_ext.thresholds.reports import (
     RunInfo,
     console_table,
     report_format,
+    report_path_problem,
     table_rows,
     verdict_document,
     write_reports,
@@ -102,6 +104,9 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
     for path in reports:
         if report_format(path) is None:
             exit_invalid(f"--thresholds-report {path}: unsupported extension (use {', '.join(REPORT_FORMATS)})")
+        problem = report_path_problem(path)
+        if problem is not None:
+            exit_invalid(f"--thresholds-report {path}: cannot write: {problem}")
     try:
         spec = load_thresholds(options.thresholds)
         baseline = load_baseline(baseline_path) if baseline_path else None

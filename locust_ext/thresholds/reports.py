@@ -23,6 +23,7 @@ __all__ = [
     "console_table",
     "render_report",
     "report_format",
+    "report_path_problem",
     "table_rows",
     "verdict_document",
     "write_reports",
@@ -52,6 +53,22 @@ class RunInfo:
 def report_format(path: str) -> str | None:
     """The format a report path asks for by its extension; None when the extension is not supported."""
     return REPORT_FORMATS.get(os.path.splitext(path)[1].lower())
+
+
+def report_path_problem(path: str) -> str | None:
+    """Why a report cannot be written to ``path``, or None when it can: creates its parent folders and opens
+    it for appending (an existing report is left as it is; a file created only to try is removed again)."""
+    target = Path(path)
+    existed = target.exists()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("a", encoding="utf-8"):
+            pass
+        if not existed:
+            target.unlink()
+    except OSError as exc:
+        return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+    return None
 
 
 def _comparator(result: MetricResult) -> str:
