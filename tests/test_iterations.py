@@ -1,5 +1,6 @@
 """The exact iteration limit end to end: real locust processes (alone, and master + two workers) against the
-reference gRPC backend; Locust's own counts and the server's Admin counters must both equal the limit."""
+reference gRPC backend; Locust's own counts and the server's Admin counters must both equal the limit. A
+distributed run with fewer users than workers, which could never finish, is refused before load."""
 
 from __future__ import annotations
 
@@ -39,6 +40,25 @@ def test_distributed_run_makes_exactly_the_limit_across_workers(grpc_backend: Ba
     assert "Every worker has finished its share of the iterations" in head.stderr
     assert server_calls(grpc_backend) == 1001
     assert request_counts(report)[0].total() == 1001
+
+
+def test_distributed_limit_with_fewer_users_than_workers_is_refused_before_load(
+    grpc_backend: Backend, tmp_path: Path
+) -> None:
+    """A worker without users would never finish its share: the master refuses the run instead of waiting for -t."""
+    server_calls(grpc_backend, reset=True)
+    master_args = ["--headless", "-u", "1", "-r", "1", "-t", "60s", "-H", grpc_backend.address]
+    master_args += ["--iteration-limit", "50"]
+    worker_args = ["-H", grpc_backend.address]
+    head = run_distributed(LOCUSTFILE, master_args, worker_args=worker_args, env=NO_PACING, timeout=RUN_TIMEOUT_S)
+    assert head.returncode == 2, head.stderr[-2000:]
+    errors = [line for line in head.stderr.splitlines() if "/ERROR/" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        "--iteration-limit needs a user on every worker, but -u 1 is below the 2 workers "
+        "(use -u 2 or more, or fewer workers); not starting the run"
+    ), errors
+    assert "Time limit reached" not in head.stderr
+    assert server_calls(grpc_backend) == 0  # the workers are told to quit before they are sent any user
 
 
 @pytest.mark.parametrize(

@@ -156,6 +156,8 @@ def run_stages(backend: Backend, tmp_path: Path) -> subprocess.CompletedProcess[
         (["--arrival-rate", "-3"], "error: --arrival-rate: -3 must be a positive number of iterations per second"),
         (["--arrival-stages", "10s:0"], "error: --arrival-stages: '10s:0' never starts an iteration"),
         (["--arrival-rate", "5", "--arrival-stages", "1s:5"], "give one of them, not both"),
+        (["--iteration-limit", "10", "--arrival-rate", "5"], "--iteration-limit cannot be combined with"),
+        (["--iteration-limit", "10", "--arrival-stages", "1s:5"], "--iteration-limit cannot be combined with"),
     ],
 )
 def test_bad_arrival_flags_exit_2_before_load(flags: list[str], message: str) -> None:

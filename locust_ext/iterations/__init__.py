@@ -1,5 +1,6 @@
-"""Iteration control: an exact iteration limit (``--iteration-limit``) and the open model
-(``--arrival-rate`` / ``--arrival-stages``), with latency measured from each iteration's intended start."""
+"""Iteration control: an exact iteration limit (``--iteration-limit``) or the open model
+(``--arrival-rate`` / ``--arrival-stages``), with latency measured from each iteration's intended start.
+The two are refused together (see ``plan``)."""
 
 from locust_ext.iterations.arrival import OpenModel, arrival_offsets
 from locust_ext.iterations.intended_start import begin_iteration, correct_request_events, end_iteration

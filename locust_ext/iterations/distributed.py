@@ -4,6 +4,10 @@ At each test start the master numbers the connected workers and tells each its p
 the master's plan before any spawn message leaves, so a worker knows its share of an iteration limit or
 arrival rate before its first user starts. A worker that has finished its share sends its last stats, then
 ``done``; the master ends the run when every worker it counted is done. Alone, a process has the whole share.
+
+An iteration limit needs a user on every worker (a worker without users never finishes its share), so when the
+master starts a run with a fixed user count (no shape) below the worker count, it sends no shares, logs one
+error line and ends the run at once: exit code 2 when headless, back to the web UI otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from gevent.event import Event
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from locust_ext.cli import EXIT_INVALID
 from locust_ext.iterations.plan import IterationPlan
 
 __all__ = ["RunCoordinator", "WorkerShare", "end_run", "split_count"]
@@ -41,12 +46,15 @@ def split_count(total: int, share: WorkerShare) -> int:
     return total // share.count + (1 if share.index < total % share.count else 0)
 
 
+def _headless(environment: Environment) -> bool:
+    return bool(environment.parsed_options and getattr(environment.parsed_options, "headless", False))
+
+
 def end_run(environment: Environment) -> None:
     """End the run as a finished shape does: quit when headless, stop (back to the web UI) otherwise."""
     runner = environment.runner
     assert runner is not None
-    headless = bool(environment.parsed_options and getattr(environment.parsed_options, "headless", False))
-    gevent.spawn(runner.quit if headless else runner.stop)
+    gevent.spawn(runner.quit if _headless(environment) else runner.stop)
 
 
 class RunCoordinator:
@@ -88,6 +96,19 @@ class RunCoordinator:
         assert isinstance(runner, MasterRunner)
         workers = sorted(node.id for node in runner.clients.ready + runner.clients.running + runner.clients.spawning)
         self.workers_expected, self.workers_done = set(workers), set()
+        users = runner.target_user_count
+        if self.plan.limit and self.environment.shape_class is None and users < len(workers):
+            log.error(
+                "--iteration-limit needs a user on every worker, but -u %d is below the %d workers "
+                "(use -u %d or more, or fewer workers); not starting the run",
+                users,
+                len(workers),
+                len(workers),
+            )
+            if _headless(self.environment):
+                self.environment.process_exit_code = EXIT_INVALID
+            end_run(self.environment)
+            return
         for index, worker_id in enumerate(workers):
             data = {"index": index, "count": len(workers), "plan": self.plan.to_data()}
             runner.send_message(SHARE_MESSAGE, data, client_id=worker_id)

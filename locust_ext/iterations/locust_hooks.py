@@ -28,7 +28,8 @@ def add_arguments(parser: Any, **_: Any) -> None:
         type=str,
         default="0",
         env_var="LOCUST_ITERATION_LIMIT",
-        help="end the run after exactly this many iterations (task runs) across all workers; 0: no limit",
+        help="end the run after exactly this many iterations (task runs) across all workers; 0: no limit; "
+        "not with --arrival-rate/--arrival-stages, and at least one user per worker",
     )
     rate = group.add_argument(
         "--arrival-rate",

@@ -1,4 +1,10 @@
-"""What the iteration flags ask for, checked once where the flags are given and sent as-is to the workers."""
+"""What the iteration flags ask for, checked once where the flags are given and sent as-is to the workers.
+
+``--iteration-limit`` and the open model (``--arrival-rate`` / ``--arrival-stages``) are refused together
+(exit 2 before load): the open model's count is set by its schedule and cap, and an exact limit on top of it
+would have to count iterations whose users were stopped while waiting for their turn. Use
+``--arrival-stages`` for a finite open-model run.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +50,11 @@ class IterationPlan:
         )
         if plan.rate is not None and plan.stages is not None:
             exit_invalid("--arrival-rate and --arrival-stages: give one of them, not both")
+        if plan.limit and plan.open_model:
+            exit_invalid(
+                "--iteration-limit cannot be combined with --arrival-rate/--arrival-stages: the open model's "
+                "schedule sets its iteration count (use --arrival-stages for a finite run)"
+            )
         return plan
 
     def to_data(self) -> dict[str, Any]:
