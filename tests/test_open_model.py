@@ -1,6 +1,7 @@
 """The open model: the arrival schedule itself, the intended-start correction on request events, and real runs
 against the reference gRPC backend — a 1 s server stall (SIGSTOP) shows in p99 under the open model and
-hides in the closed model; a ramping rate past the in-flight cap drops and counts iterations exactly."""
+hides in the closed model; a ramping rate past the in-flight cap drops and counts iterations exactly; the
+schedule replaces users' wait_time without touching their class."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+import gevent
 import pytest
-from locust import User
+from locust import User, constant, task
+from locust.argument_parser import parse_options
 from locust.env import Environment
 from locust.stats import calculate_response_time_percentile
 
+from locust_ext import iterations
 from locust_ext.iterations import arrival_offsets, begin_iteration, correct_request_events, end_iteration
 from locust_ext.iterations.plan import IterationPlan
 from locust_ext.shapes import parse_stages
@@ -83,6 +87,35 @@ def test_request_events_fired_in_a_late_iteration_carry_its_lateness() -> None:
     assert seen[0] == 5.0 and seen[3] == 5.0
     assert 250.0 <= seen[1] < seen[2] - 5.0 + 1.0  # measure() goes through the same correction
     assert 255.0 <= seen[2] < 255.0 + 100.0  # lateness taken at begin_iteration, generous for a busy machine
+
+
+def test_an_open_model_run_paces_users_without_changing_their_class() -> None:
+    """In the closed model these users would wait 60 s between iterations; the schedule starts 20/s instead,
+    and once the run is over the class's wait_time is still its own (a web UI restart would find it)."""
+    ran: list[str] = []
+
+    class Patient(User):
+        wait_time = constant(60)
+
+        @task
+        def iterate(self) -> None:
+            ran.append("iteration")
+
+    own_wait_time = Patient.wait_time
+    environment = Environment(user_classes=[Patient], parsed_options=parse_options(args=["--arrival-rate", "20"]))
+    runner = environment.create_local_runner()
+    iterations.on_init(environment)
+    try:
+        runner.start(2, spawn_rate=2)
+        for _ in range(100):  # at most 10 s; 6 iterations take about 0.3 s at 20/s
+            if len(ran) >= 6:
+                break
+            gevent.sleep(0.1)
+        runner.stop()
+    finally:
+        runner.quit()
+    assert len(ran) >= 6  # two users, each with a 60 s wait_time, ran more than once each
+    assert Patient.wait_time is own_wait_time
 
 
 def p99_and_max(json_stem: Path) -> tuple[float, float]:

@@ -4,7 +4,8 @@ A scheduler greenlet hands each due iteration to an idle user; the users (``-u``
 number caps the iterations in flight. An iteration that falls due while every user is busy is dropped and
 counted, as k6's arrival-rate executors do. Because the schedule never waits for the server, a slow or
 stalled server cannot lower the offered load, and each iteration's latency is measured from the moment it
-was due (see ``intended_start``). Users' own ``wait_time`` is replaced by the schedule.
+was due (see ``intended_start``). Users' own ``wait_time`` is replaced by the schedule on each user
+instance, never on its class, so a later run in the same process (a web UI restart) finds the class as it was.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import gevent
 from gevent.event import AsyncResult
-from locust import User, constant
+from locust import User
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
@@ -36,6 +37,11 @@ log = logging.getLogger(__name__)
 REPORT_KEY = "locust_ext_arrivals"
 #: How long the schedule waits at the start for the spawned users to be ready for iterations.
 POOL_READY_TIMEOUT_S = 2.0
+
+
+def _no_wait() -> float:
+    """A user's wait between open-model iterations: none, the schedule paces the users."""
+    return 0.0
 
 
 def arrival_offsets(
@@ -110,11 +116,6 @@ class OpenModel:
         self.started = self.dropped = self.in_flight = 0
         self._reported = (0, 0)
         self.exhausted = False
-        runner = self.environment.runner
-        assert runner is not None
-        if self.active:
-            for user_class in runner.user_classes:
-                user_class.wait_time = constant(0)  # the schedule paces the users
 
     def _start_schedule(self, **_: Any) -> None:
         if not self.active or self.scheduler is not None or self.exhausted:
@@ -167,6 +168,7 @@ class OpenModel:
         if user._state == LOCUST_STATE_STOPPING:
             raise StopUser()
         user._state = LOCUST_STATE_WAITING
+        user.wait_time = _no_wait  # type: ignore[method-assign]
         ticket = AsyncResult()
         self.idle.append(ticket)
         try:
