@@ -39,21 +39,38 @@ def test_the_example_locustfile_runs_all_four_types(ws_backend: Backend, tmp_pat
     assert "WebSocket connections:" in done.stderr
 
 
-def test_connection_gauges_add_up_over_a_master_and_two_workers(ws_backend: Backend, tmp_path: Path) -> None:
-    out = tmp_path / "gauges.json"
-    run_args = ["--headless", "-u", "10", "-r", "10", "-t", "6s", "--only-summary", "--host", ws_backend.url]
-    master = run_distributed(
+def run_gauges(host: str, out: Path, seconds: int, env: dict[str, str] | None = None) -> CompletedProcess[str]:
+    """A master and two workers running ws_user_gauges.py for ``seconds``; the gauges end up in ``out``."""
+    return run_distributed(
         FOR_TESTS / "ws_user_gauges.py",
-        run_args,
-        worker_args=["--host", ws_backend.url],
-        env={**ENV, "WS_GAUGES_OUT": str(out)},
+        ["--headless", "-u", "10", "-r", "10", "-t", f"{seconds}s", "--only-summary", "--host", host],
+        worker_args=["--host", host],
+        env={**ENV, "WS_GAUGES_OUT": str(out), **(env or {})},
         timeout=RUN_TIMEOUT_S,
     )
-    highest = json.loads(out.read_text())
+
+
+def test_connection_gauges_add_up_over_a_master_and_two_workers(ws_backend: Backend, tmp_path: Path) -> None:
+    out = tmp_path / "gauges.json"
+    master = run_gauges(ws_backend.url, out, 6)
+    gauges = json.loads(out.read_text())
+    highest, final = gauges["highest"], gauges["final"]
     assert highest["websocket.open_connections"] == 10, master.stderr[-2000:]
     assert highest["websocket.drops"] == 10
     assert highest["websocket.reconnects"] == 10
-    assert "open, 10 drops, 10 reconnects" in master.stderr  # the summary line at quit
+    assert final == {"websocket.open_connections": 0, "websocket.drops": 10, "websocket.reconnects": 10}
+    assert "0 open, 10 drops, 10 reconnects" in master.stderr  # the summary line at quit
+
+
+def test_a_vanished_workers_connections_leave_the_open_gauge(ws_backend: Backend, tmp_path: Path) -> None:
+    out = tmp_path / "gauges.json"
+    # Worker 1 dies 4 s in (after its first report, 3 s in) without a last one; the master finds it missing
+    # about 4 s later.
+    master = run_gauges(ws_backend.url, out, 12, {"WS_GAUGES_KILL_AFTER_S": "4"})
+    gauges = json.loads(out.read_text())
+    assert gauges["highest"]["websocket.open_connections"] == 10, master.stderr[-2000:]
+    assert gauges["final"]["websocket.open_connections"] == 0
+    assert "failed to send heartbeat" in master.stderr
 
 
 def test_past_the_open_file_limit_connects_fail_and_locust_keeps_running(ws_backend: Backend, tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 Each process counts its own users' connections in a :class:`ConnectionCounts`. Workers send theirs to the
 master with Locust's own worker reports (``report_to_master``); the master keeps the latest from each worker
-and sums them, so local, ``--processes`` and multi-machine runs give the same totals. The master (or a
-local runner) publishes them with :func:`locust_ext.publish_gauge` as ``websocket.open_connections``,
-``websocket.drops`` and ``websocket.reconnects``.
+and sums them, so local, ``--processes`` and multi-machine runs give the same totals. Open connections are
+summed only over workers running users now: a worker that stopped, quit or went missing holds none, whatever
+its last report said; its drops and reconnects stay in the run's totals. The master (or a local runner)
+publishes them with :func:`locust_ext.publish_gauge` as ``websocket.open_connections``, ``websocket.drops``
+and ``websocket.reconnects``, and once more when the test stops, so the last published open count is 0.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING, MasterRunner, WorkerRunner
 
 from locust_ext.statsd import publish_gauge
 
@@ -22,6 +24,8 @@ __all__ = ["GAUGE_NAMES", "REPORT_KEY", "ConnectionCounts", "ConnectionGauges", 
 
 #: Key of this feature's numbers in a worker report.
 REPORT_KEY = "websocket_connections"
+#: Worker states (as the master sees them) in which a worker runs users, and so may hold connections.
+_HOLDING_STATES = (STATE_SPAWNING, STATE_RUNNING, STATE_STOPPING)
 GAUGE_NAMES = {
     "open": "websocket.open_connections",
     "drops": "websocket.drops",
@@ -65,18 +69,19 @@ class ConnectionGauges:
         if isinstance(environment.runner, MasterRunner):
             events.worker_report.add_listener(self.on_worker_report)
         events.test_start.add_listener(self.on_test_start)
-
-    @property
-    def is_master(self) -> bool:
-        return isinstance(self.environment.runner, MasterRunner)
+        events.test_stop.add_listener(self.on_test_stop)
 
     def totals(self) -> ConnectionCounts:
-        """The run's numbers: the sum over workers on a master, this process's own otherwise."""
-        if not self.is_master:
+        """The run's numbers: the sum over workers on a master (open: only those running users), this
+        process's own otherwise."""
+        runner = self.environment.runner
+        if not isinstance(runner, MasterRunner):
             return ConnectionCounts(**self.local.as_dict())
         total = ConnectionCounts()
-        for report in self.from_workers.values():
-            total.open += report.get("open", 0)
+        for client_id, report in self.from_workers.items():
+            worker = runner.clients.get(client_id)
+            if worker is not None and worker.state in _HOLDING_STATES:
+                total.open += report.get("open", 0)
             total.drops += report.get("drops", 0)
             total.reconnects += report.get("reconnects", 0)
         return total
@@ -92,6 +97,9 @@ class ConnectionGauges:
     def on_test_start(self, **_: Any) -> None:
         self.local.drops = self.local.reconnects = 0
         self.from_workers.clear()
+
+    def on_test_stop(self, **_: Any) -> None:
+        self.publish()
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         data[REPORT_KEY] = self.local.as_dict()

@@ -1,12 +1,15 @@
 """WebSocket users that each drop their connection once, then echo; the master samples the connection gauges.
 
-Env WS_GAUGES_OUT: where the master writes the highest published ``websocket.*`` gauges it saw (JSON).
+Env WS_GAUGES_OUT: where the master writes the highest ``websocket.*`` gauges it saw and the last ones it
+published (JSON ``{"highest": {...}, "final": {...}}``). Env WS_GAUGES_KILL_AFTER_S: worker index 1 kills
+itself (SIGKILL: no goodbye, no last report) that many seconds after the test starts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 from typing import Any
 
 import gevent
@@ -37,22 +40,34 @@ class DroppingOnce(WebSocketUser):
         self.ws.request({"type": "echo", "payload": "x"}, name="echo")
 
 
+def websocket_gauges(environment: Environment) -> dict[str, float]:
+    return {name: value for name, value in published_gauges(environment).items() if name.startswith("websocket.")}
+
+
 def sample(environment: Environment) -> None:
     while True:
-        for name, value in published_gauges(environment).items():
-            if name.startswith("websocket."):
-                highest[name] = max(highest.get(name, 0.0), value)
+        for name, value in websocket_gauges(environment).items():
+            highest[name] = max(highest.get(name, 0.0), value)
         gevent.sleep(SAMPLE_INTERVAL_S)
 
 
+def write_gauges(environment: Environment, **_: Any) -> None:
+    with open(os.environ["WS_GAUGES_OUT"], "w") as out:
+        json.dump({"highest": highest, "final": websocket_gauges(environment)}, out)
+
+
+def kill_worker_one(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner) and runner.worker_index == 1:
+        gevent.spawn_later(float(os.environ["WS_GAUGES_KILL_AFTER_S"]), os.kill, os.getpid(), signal.SIGKILL)
+
+
 @events.init.add_listener
-def start_sampling(environment: Environment, **_: Any) -> None:
-    if not isinstance(environment.runner, WorkerRunner):
-        gevent.spawn(sample, environment)
-
-
-@events.quitting.add_listener
-def write_highest(environment: Environment, **_: Any) -> None:
-    if not isinstance(environment.runner, WorkerRunner):
-        with open(os.environ["WS_GAUGES_OUT"], "w") as out:
-            json.dump(highest, out)
+def on_init(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        if "WS_GAUGES_KILL_AFTER_S" in os.environ:
+            environment.events.test_start.add_listener(kill_worker_one)
+        return
+    gevent.spawn(sample, environment)
+    # Added at init, after locust_ext's own init listener, so it runs after the final publish at quitting.
+    environment.events.quitting.add_listener(write_gauges)
