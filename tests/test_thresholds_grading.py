@@ -207,3 +207,42 @@ def test_a_window_sees_only_its_recent_requests() -> None:
     assert [(r.observed, r.outcome) for r in whole] == [(2, "pass"), (pytest.approx(100 / 11), "fail")]
     assert [(r.observed, r.outcome) for r in recent] == [(80, "fail"), (100.0, "fail")]
     assert recent[0].requests == 10
+
+
+def _log(stats: RequestStats, request_type: str, name: str, response_time: int, count: int, failures: int = 0) -> None:
+    for index in range(count):
+        stats.log_request(request_type, name, response_time, 0)
+        if index < failures:
+            stats.log_error(request_type, name, "error: injected")
+
+
+def test_aggregated_with_type_and_exclude_sums_only_the_rows_it_keeps() -> None:
+    now = [1000.0]
+    stats = RequestStats(use_response_times_cache=False)
+    _log(stats, "grpc", "/svc/A", 2, 10)
+    _log(stats, "websocket", "echo", 4, 10, failures=5)
+    # Derived sub-events: slow, and (connect) failing; the filtered rule must not see them.
+    _log(stats, "websocket", "push tick", 900, 30)
+    _log(stats, "websocket", "connect", 900, 5, failures=5)
+    _log(stats, "grpc-first-message", "/svc/Stream", 900, 50)
+    table = spec(
+        "  - name: Aggregated\n    type: [grpc, websocket]\n    exclude: [connect, 'push *']\n"
+        "    response_time: {stat: max, acceptable: 10}\n    error_rate: {acceptable: 30}\n"
+        "  - name: Aggregated\n    error_rate: {acceptable: 30}\n"
+        "  - name: Aggregated\n    type: grpc-message-rtt\n    error_rate: {acceptable: 30}\n"
+    )
+    verdict = evaluate(table, lambda rule: rows_for_rule(stats, rule))
+    assert [(r.entry, r.rule_type, r.requests, r.observed, r.outcome) for r in verdict.results] == [
+        ("grpc,websocket Aggregated", "grpc,websocket", 20, 4, "pass"),
+        ("grpc,websocket Aggregated", "grpc,websocket", 20, 25.0, "pass"),
+        ("Aggregated", None, 105, pytest.approx(1000 / 105), "pass"),
+        ("", "grpc-message-rtt", 0, None, "warn"),  # its filter keeps no row: nothing matched
+    ]
+
+    history = StatsHistory(stats, keep_s=31, clock=lambda: now[0])
+    history.record()
+    now[0] += 30
+    _log(stats, "grpc", "/svc/A", 8, 4, failures=4)
+    _log(stats, "websocket", "push tick", 900, 100)
+    recent = evaluate_rule(table, table.rules[0], history.rows_for_rule(table.rules[0], 30))
+    assert [(r.requests, r.observed) for r in recent] == [(4, 8), (4, 100.0)]

@@ -96,6 +96,27 @@ BAD_FILES = [
     ("fail_at not a grade", "grades: [ok]\nfail_at: bad\nrules: []\n", 2, "fail_at", "fail_at 'bad' must be one of"),
     ("missing rules", "grades: [ok]\n", 1, "", "missing required key 'rules'"),
     ("rule without metrics", GOOD_HEAD + "  - name: /a\n    type: grpc\n", 3, "rules[0]", "needs at least one of"),
+    (
+        "empty type list",
+        GOOD_HEAD + "  - name: Aggregated\n    type: []\n    error_rate: {good: 1}\n",
+        4,
+        "rules[0].type",
+        "a non-empty list",
+    ),
+    (
+        "type listed twice",
+        GOOD_HEAD + "  - name: Aggregated\n    type: [grpc, grpc]\n    error_rate: {good: 1}\n",
+        4,
+        "rules[0].type[1]",
+        "'grpc' is listed twice",
+    ),
+    (
+        "exclude not a name",
+        GOOD_HEAD + "  - name: Aggregated\n    exclude: [connect, {push: 1}]\n    error_rate: {good: 1}\n",
+        4,
+        "rules[0].exclude[1]",
+        "expected a single value",
+    ),
 ]
 
 
@@ -148,6 +169,18 @@ def test_the_shipped_thresholds_file_is_valid() -> None:
     assert not spec.strict
     for rule in spec.rules:
         if rule.label in {"echo", "compute", "stream", "ping"}:
-            assert rule.selector.request_type == "websocket"
+            assert rule.selector.request_types == ("websocket",)
     aggregated = next(rule for rule in spec.rules if rule.selector.is_aggregated)
     assert [m.metric for m in aggregated.metrics] == [Metric.ERROR_RATE]
+    # Aggregated counts requests of both protocols, not the derived sub-events.
+    for request_type, name in (("grpc", "/loadtest.v1.Hello/SayHello"), ("websocket", "echo")):
+        assert aggregated.selector.keeps(name, request_type)
+    for request_type, name in (
+        ("grpc-first-message", "/loadtest.v1.Stream/Subscribe"),
+        ("grpc-message-latency", "/loadtest.v1.Stream/Subscribe"),
+        ("grpc-message-rtt", "/loadtest.v1.Echo/EchoBidi"),
+        ("websocket", "connect"),
+        ("websocket", "keepalive"),
+        ("websocket", "push tick"),
+    ):
+        assert not aggregated.selector.keeps(name, request_type), (request_type, name)

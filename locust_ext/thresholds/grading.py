@@ -214,7 +214,7 @@ def _grade_row(
     return MetricResult(
         rule=rule.label,
         selector=rule.selector.kind,
-        rule_type=rule.selector.request_type,
+        rule_type=rule.selector.type_label,
         entry=row.entry,
         metric=metric_rule,
         requests=row.num_requests,
@@ -232,7 +232,7 @@ def _ungraded(rule: Rule, entry: str, metric_rule: MetricRule, requests: int, ou
     return MetricResult(
         rule=rule.label,
         selector=rule.selector.kind,
-        rule_type=rule.selector.request_type,
+        rule_type=rule.selector.type_label,
         entry=entry,
         metric=metric_rule,
         requests=requests,

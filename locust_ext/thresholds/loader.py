@@ -14,7 +14,6 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from locust_ext.thresholds.model import (
-    AGGREGATED,
     WORST_GRADE,
     AbortPolicy,
     GradeTable,
@@ -33,7 +32,15 @@ STATS = ("avg", "min", "max", "median")
 _PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
 _TOP_KEYS = {"grades", "fail_at", "strict", "insufficient_data", "live_interval", "rules"}
 _SELECTOR_KEYS = ("name", "match", "regex")
-_RULE_KEYS = {*_SELECTOR_KEYS, "type", "min_requests", "insufficient_data", "abort_on_fail", *(m.value for m in Metric)}
+_RULE_KEYS = {
+    *_SELECTOR_KEYS,
+    "type",
+    "exclude",
+    "min_requests",
+    "insufficient_data",
+    "abort_on_fail",
+    *(m.value for m in Metric),
+}
 _INSUFFICIENT = {"warn": False, "fail": True}
 
 
@@ -94,6 +101,20 @@ class _Node:
         if not isinstance(value, str) or not value:
             raise self.error(f"expected a non-empty string, got {value!r}")
         return value
+
+    def strings(self) -> tuple[str, ...]:
+        """One non-empty string, or a non-empty list of distinct ones."""
+        if not isinstance(self.node, yaml.SequenceNode):
+            return (self.string(),)
+        items: list[str] = []
+        for item in self.sequence():
+            value = item.string()
+            if value in items:
+                raise item.error(f"{value!r} is listed twice")
+            items.append(value)
+        if not items:
+            raise self.error("expected one value or a non-empty list")
+        return tuple(items)
 
     def number(self, *, low: float = 0.0, high: float | None = None) -> float:
         value = self.scalar()
@@ -212,16 +233,15 @@ def _rule(node: _Node, grades: tuple[str, ...], insufficient_fails: bool) -> Rul
             re.compile(pattern)
         except re.error as exc:
             raise entries[kind].error(f"bad regular expression: {exc}") from exc
-    request_type = entries["type"].string() if "type" in entries else None
-    if kind == "name" and pattern == AGGREGATED and request_type is not None:
-        raise entries["type"].error(f"the {AGGREGATED} row covers every request type; remove 'type'")
+    request_types = entries["type"].strings() if "type" in entries else None
+    exclude = entries["exclude"].strings() if "exclude" in entries else ()
     metrics = tuple(_metric(entries[m.value], m, grades) for m in Metric if m.value in entries)
     if not metrics:
         raise node.error("a rule needs at least one of response_time, error_rate, throughput")
     if "insufficient_data" in entries:
         insufficient_fails = entries["insufficient_data"].choice(_INSUFFICIENT)
     return Rule(
-        selector=Selector(kind, pattern, request_type),
+        selector=Selector(kind, pattern, request_types, exclude),
         metrics=metrics,
         line=node.node.start_mark.line + 1,
         min_requests=entries["min_requests"].integer() if "min_requests" in entries else 1,

@@ -93,14 +93,25 @@ class MetricRule:
 
 @dataclass(frozen=True)
 class Selector:
-    """Which Locust stats rows a rule grades: an exact name, a glob or a regex, optionally one request type."""
+    """Which Locust stats rows a rule grades: an exact name, a glob or a regex, optionally only some request
+    types and never the names matching an ``exclude`` glob.
+
+    ``name: Aggregated`` means Locust's total row; with a type filter or exclusions it means the sum of the
+    rows they keep (:attr:`sums_rows`), e.g. every request but the derived sub-events."""
 
     kind: str  # "name" | "match" | "regex"
     pattern: str
-    request_type: str | None = None
+    request_types: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+
+    def keeps(self, name: str, request_type: str) -> bool:
+        """Whether the type filter and the exclusions let this row through (the name pattern aside)."""
+        if self.request_types is not None and request_type not in self.request_types:
+            return False
+        return not any(fnmatch.fnmatchcase(name, glob) for glob in self.exclude)
 
     def matches(self, name: str, request_type: str) -> bool:
-        if self.request_type is not None and request_type != self.request_type:
+        if not self.keeps(name, request_type):
             return False
         if self.kind == "name":
             return name == self.pattern
@@ -111,6 +122,16 @@ class Selector:
     @property
     def is_aggregated(self) -> bool:
         return self.kind == "name" and self.pattern == AGGREGATED
+
+    @property
+    def sums_rows(self) -> bool:
+        """An Aggregated rule graded on the sum of the rows its filters keep rather than on Locust's total."""
+        return self.is_aggregated and (self.request_types is not None or bool(self.exclude))
+
+    @property
+    def type_label(self) -> str | None:
+        """The type filter as reports show it: ``grpc`` or ``grpc,websocket``; None without one."""
+        return ",".join(self.request_types) if self.request_types is not None else None
 
 
 @dataclass(frozen=True)

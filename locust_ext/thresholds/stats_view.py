@@ -4,6 +4,9 @@ Locust keeps cumulative counters and a response-time histogram per (name, type) 
 already include every worker's requests. Percentiles are computed from that histogram, so they keep
 whatever bucketing is in force (including finer, sub-millisecond buckets), never from the rounded CSV.
 
+An Aggregated rule with ``type`` or ``exclude`` grades one row summed from the rows it keeps (Locust's
+total would mix in derived sub-events such as gRPC first-message latency or WebSocket pushes).
+
 Windows ("p95 over the last 30 s") come from :class:`StatsHistory`: once a second it copies the
 cumulative numbers of every row; a window is the current row minus the copy taken ``window`` seconds ago.
 """
@@ -11,28 +14,28 @@ cumulative numbers of every row; a window is the current row minus the copy take
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
 from locust.stats import RequestStats, StatsEntry, diff_response_time_dicts
 
 from locust_ext.thresholds.grading import Observation
-from locust_ext.thresholds.model import Rule
+from locust_ext.thresholds.model import AGGREGATED, Rule
 
 __all__ = ["StatsHistory", "observe_entry", "rows_for_rule"]
 
 _RowKey = tuple[str, str]
 
 
-def observe_entry(entry: StatsEntry, *, request_type: str | None = None, per_second: bool = True) -> Observation:
-    """A copy of one Locust stats row; throughput spans the run (Locust's own req/s definition).
-
-    ``per_second=False`` leaves out the per-second request table, which grows with the run's length."""
+def observe_entry(entry: StatsEntry, *, per_second: bool = True) -> Observation:
+    """A copy of one Locust stats row (the total row has request type ""); throughput spans the run (Locust's
+    own req/s definition). ``per_second=False`` leaves out the per-second request table, which grows with
+    the run's length."""
     stats = entry.stats
     return Observation(
         name=entry.name,
-        request_type=entry.method if request_type is None else request_type,
+        request_type=entry.method or "",
         num_requests=entry.num_requests,
         num_failures=entry.num_failures,
         response_times=dict(entry.response_times),
@@ -52,16 +55,54 @@ def _rows(stats: RequestStats) -> dict[_RowKey, StatsEntry]:
     return rows
 
 
+def _entries(stats: RequestStats, rule: Rule) -> list[StatsEntry]:
+    """The Locust rows behind ``rule``: the total row for a plain Aggregated rule, else the rows it selects."""
+    selector = rule.selector
+    if selector.is_aggregated and not selector.sums_rows:
+        return [stats.total]
+    selects = selector.keeps if selector.sums_rows else selector.matches
+    return [entry for (name, method), entry in list(stats.entries.items()) if selects(name, method)]
+
+
+def _graded(rule: Rule, rows: list[Observation]) -> list[Observation]:
+    """What ``rule`` grades of its rows: their sum when it sums rows (none without rows), else each by name."""
+    if rule.selector.sums_rows:
+        return [_sum(rows, rule.selector.type_label or "")] if rows else []
+    return sorted(rows, key=lambda row: (row.name, row.request_type))
+
+
+def _sum(rows: list[Observation], request_type: str) -> Observation:
+    """One Aggregated row adding up ``rows``: counts, histograms and per-second tables added, extremes kept."""
+    histogram: Counter[Any] = Counter()
+    per_second: Counter[int] | None = Counter()
+    for row in rows:
+        histogram.update(row.response_times)
+        if row.requests_per_second is None or per_second is None:
+            per_second = None
+        else:
+            per_second.update(row.requests_per_second)
+    lows = [row.min_response_time for row in rows if row.min_response_time is not None]
+    highs = [row.max_response_time for row in rows if row.max_response_time is not None]
+    ends = [row.end_time for row in rows if row.end_time is not None]
+    return Observation(
+        name=AGGREGATED,
+        request_type=request_type,
+        num_requests=sum(row.num_requests for row in rows),
+        num_failures=sum(row.num_failures for row in rows),
+        response_times=dict(histogram),
+        total_response_time=sum(row.total_response_time for row in rows),
+        min_response_time=min(lows) if lows else None,
+        max_response_time=max(highs) if highs else None,
+        start_time=min(row.start_time for row in rows),
+        end_time=max(ends) if ends else None,
+        requests_per_second=None if per_second is None else dict(per_second),
+    )
+
+
 def rows_for_rule(stats: RequestStats, rule: Rule) -> list[Observation]:
-    """The rows ``rule`` grades, whole run: the total row for Aggregated, else every matching row by name."""
-    if rule.selector.is_aggregated:
-        return [observe_entry(stats.total, request_type="")]
-    matched = [
-        observe_entry(entry)
-        for (name, method), entry in list(stats.entries.items())
-        if rule.selector.matches(name, method)
-    ]
-    return sorted(matched, key=lambda row: (row.name, row.request_type))
+    """The rows ``rule`` grades, whole run: Locust's total row for Aggregated, the sum of the kept rows for
+    Aggregated with ``type``/``exclude``, else every matching row by name."""
+    return _graded(rule, [observe_entry(entry) for entry in _entries(stats, rule)])
 
 
 class StatsHistory:
@@ -76,7 +117,7 @@ class StatsHistory:
     def record(self) -> None:
         """Copy the current counters; drop copies older than needed for the longest window."""
         now = self.clock()
-        rows = {key: _counters_only(entry) for key, entry in _rows(self.stats).items()}
+        rows = {key: observe_entry(entry, per_second=False) for key, entry in _rows(self.stats).items()}
         self._snapshots.append((now, rows))
         while len(self._snapshots) > 1 and self._snapshots[1][0] <= now - self.keep_s:
             self._snapshots.popleft()
@@ -86,9 +127,8 @@ class StatsHistory:
         (or since the oldest copy, when the run is younger than the window)."""
         now = self.clock()
         older_at, older = self._snapshot_before(now - window_s)
-        return [
-            _difference(current, older.get(_key(current)), older_at, now) for current in rows_for_rule(self.stats, rule)
-        ]
+        current = [observe_entry(entry, per_second=False) for entry in _entries(self.stats, rule)]
+        return _graded(rule, [_difference(row, older.get(_key(row)), older_at, now) for row in current])
 
     def _snapshot_before(self, moment: float) -> tuple[float, dict[_RowKey, Observation]]:
         chosen: tuple[float, dict[_RowKey, Observation]] = (self.stats.start_time, {})
@@ -101,10 +141,6 @@ class StatsHistory:
 
 def _key(row: Observation) -> _RowKey:
     return (row.request_type, row.name)
-
-
-def _counters_only(entry: StatsEntry) -> Observation:
-    return observe_entry(entry, request_type="" if entry is entry.stats.total else None, per_second=False)
 
 
 def _difference(current: Observation, older: Observation | None, older_at: float, now: float) -> Observation:
