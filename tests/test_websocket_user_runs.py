@@ -6,11 +6,22 @@ from __future__ import annotations
 import json
 import resource
 import shutil
+import signal
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 
-from locust_ext.testing import Backend, locust_command, request_counts, run_distributed, run_locust
+from locust_ext.testing import (
+    Backend,
+    free_port,
+    locust_command,
+    request_counts,
+    run_distributed,
+    run_locust,
+    running_locust,
+)
 from tests.support import FOR_TESTS, REPO_ROOT
 
 RUN_TIMEOUT_S = 60
@@ -22,10 +33,15 @@ def run(locustfile: Path, *args: str, preexec_fn: Callable[[], None] | None = No
     return run_locust(command, env=ENV, timeout=RUN_TIMEOUT_S, preexec_fn=preexec_fn)
 
 
-def test_the_example_locustfile_runs_all_four_types(ws_backend: Backend, tmp_path: Path) -> None:
-    # Run from a copy: next to locustfiles/grpc.py, Locust's path entry for the folder shadows the grpc library.
+def copy_example(directory: Path) -> None:
+    """Copy the example locustfile: next to locustfiles/grpc.py, Locust's path entry for the folder shadows the
+    grpc library."""
     for name in ("websocket.py", "_unshadow.py"):
-        shutil.copy(REPO_ROOT / "locustfiles" / name, tmp_path / name)
+        shutil.copy(REPO_ROOT / "locustfiles" / name, directory / name)
+
+
+def test_the_example_locustfile_runs_all_four_types(ws_backend: Backend, tmp_path: Path) -> None:
+    copy_example(tmp_path)
     report = tmp_path / "stats"
     done = run(
         tmp_path / "websocket.py", "--headless", "-u", "12", "-r", "12", "-t", "3s", "--stop-timeout", "2",
@@ -48,6 +64,40 @@ def run_gauges(host: str, out: Path, seconds: int, env: dict[str, str] | None = 
         env={**ENV, "WS_GAUGES_OUT": str(out), **(env or {})},
         timeout=RUN_TIMEOUT_S,
     )
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def test_the_web_ui_has_a_websocket_tab_with_the_open_connections(ws_backend: Backend, tmp_path: Path) -> None:
+    copy_example(tmp_path)
+    web = f"http://127.0.0.1:{free_port()}"
+    command = locust_command(
+        tmp_path / "websocket.py", "--web-host", "127.0.0.1", "--web-port", web.rsplit(":", 1)[1],
+        "--autostart", "-u", "2", "-r", "2", "-t", "20s", "--host", ws_backend.url, "EchoUser",
+    )  # fmt: skip
+    with running_locust(command, env=ENV) as locust:
+        rows: list[dict[str, int]] = []
+        for _ in range(100):  # until both users are connected: at most 100 polls, 0.1 s apart
+            try:
+                stats = json.loads(fetch(f"{web}/stats/requests"))
+            except OSError:  # not listening yet
+                stats = {}
+            tables = {table["key"]: table["data"] for table in stats.get("extended_stats", [])}
+            rows = tables.get("websocket_connections", [])
+            if rows and rows[0]["open"] == 2:
+                break
+            time.sleep(0.1)
+        page = fetch(web)
+        locust.send_signal(signal.SIGTERM)
+        locust.wait(30)
+    assert rows == [{"open": 2, "drops": 0, "reconnects": 0}]
+    template_args = json.loads(page.split("window.templateArgs = ", 1)[1].split("\n", 1)[0])
+    assert {"title": "WebSocket", "key": "websocket_connections"} in template_args["extended_tabs"]
+    [table] = [table for table in template_args["extended_tables"] if table["key"] == "websocket_connections"]
+    assert {"key": "open", "title": "Open connections"} in table["structure"]
 
 
 def test_connection_gauges_add_up_over_a_master_and_two_workers(ws_backend: Backend, tmp_path: Path) -> None:
