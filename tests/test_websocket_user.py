@@ -176,14 +176,14 @@ def test_a_drop_fails_waiting_requests_at_once_records_disconnect_and_reconnects
 ) -> None:
     waiting = gevent.spawn(ws.request, {"type": "echo", "fault": {"delay_ms": 30_000}}, name="waiting", timeout=60)
     gevent.sleep(0.05)
-    with pytest.raises(WebSocketFailure, match=r"^disconnect_1006: connection lost$") as dropped:
+    with pytest.raises(WebSocketFailure, match=r"^disconnect: 1006 connection lost$") as dropped:
         ws.request({"type": "echo", "fault": {"drop": True}}, name="dropper")
     assert error_class(dropped.value) == "disconnect_1006"  # the StatsD mirror's class keeps the close code
-    with pytest.raises(WebSocketFailure, match=r"^disconnect_1006: "):
+    with pytest.raises(WebSocketFailure, match=r"^disconnect: 1006"):
         waiting.get(timeout=5)  # long before its 60 s timeout
     assert ws.wait_connected(10)
     assert ws.request({"type": "echo", "payload": "back"})["payload"] == "back"
-    assert recorder.named("disconnect") == [("disconnect", "disconnect_1006: connection lost", 0)]
+    assert recorder.named("disconnect") == [("disconnect", "disconnect: 1006 connection lost", 0)]
     assert [failure for _, failure, _ in recorder.named("connect")] == [None, None]
     counts = counts_for(environment)
     assert (counts.drops, counts.reconnects) == (1, 1)
@@ -218,7 +218,7 @@ def test_a_server_shutdown_is_a_disconnect_with_close_code_1001(environment: Env
             gevent.sleep(0.01)
             polls -= 1
         session.close()
-    assert recorder.named("disconnect") == [("disconnect", "disconnect_1001: going away", 0)]
+    assert recorder.named("disconnect") == [("disconnect", "disconnect: 1001 going away", 0)]
 
 
 def test_without_reconnect_a_dropped_session_fails_requests_at_once(
@@ -272,7 +272,7 @@ def test_upgrade_rejected_names_the_http_status(environment: Environment, ws_bac
     recorder = Recorder(environment)
     session = open_session(environment, f"{ws_backend.url}/stats", NotAWebSocket, wait=False)
     assert not session.wait_connected(10)
-    assert recorder.named("connect") == [("connect", "connect_200: upgrade rejected with HTTP 200", 0)]
+    assert recorder.named("connect") == [("connect", "connect: upgrade rejected: HTTP 200", 0)]
 
 
 def test_wss_with_a_generated_certificate(environment: Environment, recorder: Recorder, tmp_path: Path) -> None:

@@ -1,9 +1,8 @@
 """Exceptions of the WebSocket user: bad configuration, and the failures a request, connect or drop records.
 
-Every failure message starts with its class and a colon (``timeout:``, ``disconnect:``, ``connect:``,
-``error:``, ``late:``, ``cancelled:``), so Locust's failures table groups them and the StatsD mirror counts
-them by that class. A failure that carries a code keeps it in the class: ``disconnect_1006: connection lost``
-(a WebSocket close code), ``connect_403: upgrade rejected with HTTP 403`` (the upgrade's HTTP status).
+Every failure message starts with its kind (``timeout:``, ``disconnect:``, ``connect:``, ``error:``,
+``late:``, ``cancelled:``) so Locust's failures table groups them; the StatsD mirror counts them by that kind,
+and keeps a close code that follows it (``disconnect: 1006 connection lost`` is class ``disconnect_1006``).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ __all__ = [
     "WebSocketConfigError",
     "WebSocketFailure",
     "WebSocketUserError",
-    "close_failure",
+    "close_code_text",
 ]
 
 
@@ -30,17 +29,13 @@ class WebSocketFailure(WebSocketUserError, RescheduleTask):
     """A failed operation, already recorded as a Locust failure, raised into the task.
 
     It is a Locust ``RescheduleTask``: left unhandled, it ends the task quietly instead of logging a traceback.
-    ``kind`` says what went wrong (``timeout``, ``disconnect``, ``connect``, ``error``, ...); ``code`` is the
-    close code or HTTP status when there is one. The message leads with ``error_class``, ``kind`` or
-    ``kind_code``: one word, so the StatsD mirror's error classes keep the code.
+    ``kind`` is the first word of the message (``timeout``, ``disconnect``, ``connect``, ``error``, ...).
     """
 
-    def __init__(self, kind: str, detail: str, code: int | None = None) -> None:
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
-        self.code = code
-        self.error_class = kind if code is None else f"{kind}_{code}"
-        super().__init__(f"{self.error_class}: {detail}")
 
 
 _CLOSE_NAMES = {
@@ -61,7 +56,7 @@ _CLOSE_NAMES = {
 MAX_REASON_CHARS = 60
 
 
-def close_failure(code: int, reason: str = "") -> WebSocketFailure:
-    """``disconnect_1001: going away``, or ``disconnect_4000: kicked`` with the server's reason (cut to 60
-    characters); ``closed`` for a code without a known name or a reason."""
-    return WebSocketFailure("disconnect", reason[:MAX_REASON_CHARS] or _CLOSE_NAMES.get(code, "closed"), code)
+def close_code_text(code: int, reason: str = "") -> str:
+    """``"1001 going away"``, or ``"4000 kicked"`` with the server's reason (cut to 60 characters)."""
+    text = reason[:MAX_REASON_CHARS] if reason else _CLOSE_NAMES.get(code, "")
+    return f"{code} {text}".rstrip()

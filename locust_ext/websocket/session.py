@@ -51,7 +51,7 @@ from websocket import (
     WebSocketException,
 )
 
-from locust_ext.websocket.errors import WebSocketFailure, close_failure
+from locust_ext.websocket.errors import WebSocketFailure, close_code_text
 from locust_ext.websocket.gauges import ConnectionCounts
 from locust_ext.websocket.options import ConnectOptions
 from locust_ext.websocket.preflight import FdBudget, fd_budget
@@ -139,7 +139,7 @@ def _connect_failure(exc: BaseException) -> WebSocketFailure:
     elif isinstance(exc, ssl.SSLError):
         detail = f"TLS: {exc.reason or exc}"
     elif isinstance(exc, WebSocketBadStatusException):
-        return WebSocketFailure("connect", f"upgrade rejected with HTTP {exc.status_code}", exc.status_code)
+        detail = f"upgrade rejected: HTTP {exc.status_code}"
     elif isinstance(exc, (WebSocketAddressException, socket.gaierror)):
         detail = "cannot resolve the host"
     elif isinstance(exc, OSError):
@@ -209,7 +209,7 @@ class WebSocketSession:
         self._keepalive: Any = None  # the hub's keepalive timer while connected
         self._last_received = 0.0
         self._pinged_at: float | None = None
-        self._drop_reason: WebSocketFailure | None = None
+        self._drop_reason: str | None = None
         #: The session greenlet has finished: no more connecting or reconnecting.
         self._stopped = False
         self._ids = itertools.count(1)
@@ -482,9 +482,8 @@ class WebSocketSession:
         self._ready.set()
         return True
 
-    def _lost(self, ws: WebSocket, failure: WebSocketFailure | None) -> None:
-        """The connection ended (``failure`` None: closed by us): count it, record an unexpected end, fail its
-        waiters, then reconnect."""
+    def _lost(self, ws: WebSocket, detail: str | None) -> None:
+        """The connection ended: count it, record an unexpected end, fail its waiters, then reconnect."""
         if self._ws is not ws:
             return
         self._ws = None
@@ -496,9 +495,8 @@ class WebSocketSession:
         self._watcher = self._keepalive = None
         ws.shutdown()
         self._budget.release()
-        if failure is None:
-            failure = WebSocketFailure("disconnect", "closed by the client")
-        elif not self._closing:
+        failure = WebSocketFailure("disconnect", detail or "closed by the client")
+        if detail is not None and not self._closing:
             self._counts.drops += 1
             self._fire("disconnect", self._connected_at, 0, failure)
         waiters = [*self._by_id.values(), *self._matchers, *self._pongs.values()]
@@ -541,29 +539,29 @@ class WebSocketSession:
         sock = ws.sock
         try:
             while True:
-                closed = self._read_frame(ws)
-                if closed is not None:
-                    self._lost(ws, closed)
+                detail = self._read_frame(ws)
+                if detail is not None:
+                    self._lost(ws, detail)
                     return
                 if not (self._by_id or self._matchers or self._pongs) and not (
                     isinstance(sock, ssl.SSLSocket) and sock.pending()
                 ):
                     break
         except (OSError, WebSocketConnectionClosedException):
-            self._lost(ws, self._drop_reason or close_failure(1006))
+            self._lost(ws, self._drop_reason or close_code_text(1006))
             return
         except UnicodeDecodeError:
-            self._lost(ws, WebSocketFailure("disconnect", "protocol error: a text frame that is not UTF-8"))
+            self._lost(ws, "protocol error: a text frame that is not UTF-8")
             return
         except WebSocketException as exc:  # a malformed frame: nothing after it can be trusted
-            self._lost(ws, WebSocketFailure("disconnect", f"protocol error: {str(exc)[:60]}"))
+            self._lost(ws, f"protocol error: {str(exc)[:60]}")
             return
         finally:
             self._reader = None
         if self._ws is ws and self._watcher is not None:
             self._watcher.start(self._on_readable)
 
-    def _read_frame(self, ws: WebSocket) -> WebSocketFailure | None:
+    def _read_frame(self, ws: WebSocket) -> str | None:
         """Read one message or control frame and dispatch it; a close frame's code and reason end the read."""
         opcode, frame = ws.recv_data_frame(True)
         self._last_received = time.perf_counter()
@@ -580,7 +578,7 @@ class WebSocketSession:
                 if waiter is not None:
                     waiter.result.set((None, 0))
         elif opcode == ABNF.OPCODE_CLOSE:
-            return _close_frame_failure(frame.data)
+            return _close_detail(frame.data)
         return None
 
     # Keepalive: a timer per connection; a short-lived greenlet sends each ping
@@ -598,7 +596,7 @@ class WebSocketSession:
         if ws is None or interval is None:
             return
         if self._pinged_at is not None:
-            self._drop_reason = WebSocketFailure("disconnect", f"no pong within {self.settings.ping_timeout:g} s")
+            self._drop_reason = f"no pong within {self.settings.ping_timeout:g} s"
             ws.abort()  # the reader sees the end of the stream and records the drop with this reason
             return
         idle = time.perf_counter() - self._last_received
@@ -668,9 +666,9 @@ class WebSocketSession:
         self._fire(settings.push_name(message), time.perf_counter() - age, length, failure)
 
 
-def _close_frame_failure(data: bytes) -> WebSocketFailure:
-    """``disconnect_1001: going away`` from a close frame's payload (1005 when it has no status)."""
+def _close_detail(data: bytes) -> str:
+    """``"1001 going away"`` from a close frame's payload (1005 when it has no status)."""
     if len(data) < 2:
-        return close_failure(1005)
+        return close_code_text(1005)
     (code,) = struct.unpack("!H", data[:2])
-    return close_failure(code, data[2:].decode("utf-8", "replace"))
+    return close_code_text(code, data[2:].decode("utf-8", "replace"))
