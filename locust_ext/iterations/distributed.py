@@ -6,8 +6,9 @@ arrival rate before its first user starts. A worker that has finished its share 
 ``done``; the master ends the run when every worker it counted is done. Alone, a process has the whole share.
 
 An iteration limit needs a user on every worker (a worker without users never finishes its share), so when the
-master starts a run with a fixed user count (no shape) below the worker count, it sends no shares, logs one
-error line and ends the run at once: exit code 2 when headless, back to the web UI otherwise.
+master starts a run with a fixed user count (no shape) below the worker count, it logs one error line and ends
+the run at once: headless, the workers are told to quit before any user is sent (exit code 2); in the web UI the
+run is stopped, and the shares already sent keep a worker that still gets a user within its share.
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ class RunCoordinator:
         assert isinstance(runner, MasterRunner)
         workers = sorted(node.id for node in runner.clients.ready + runner.clients.running + runner.clients.spawning)
         self.workers_expected, self.workers_done = set(workers), set()
+        for index, worker_id in enumerate(workers):
+            data = {"index": index, "count": len(workers), "plan": self.plan.to_data()}
+            runner.send_message(SHARE_MESSAGE, data, client_id=worker_id)
         users = runner.target_user_count
         if self.plan.limit and self.environment.shape_class is None and users < len(workers):
             log.error(
@@ -107,11 +111,7 @@ class RunCoordinator:
             )
             if _headless(self.environment):
                 self.environment.process_exit_code = EXIT_INVALID
-            end_run(self.environment)
-            return
-        for index, worker_id in enumerate(workers):
-            data = {"index": index, "count": len(workers), "plan": self.plan.to_data()}
-            runner.send_message(SHARE_MESSAGE, data, client_id=worker_id)
+            end_run(self.environment)  # runs before the spawn messages of this start leave
 
     def _on_worker_done(self, msg: Any, **_: Any) -> None:
         self.workers_done.add(msg.node_id)
