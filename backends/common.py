@@ -1,13 +1,17 @@
-"""What both reference backends share: startup announcement, fail-fast errors, TLS files, fd limits."""
+"""What the reference backends and their launchers share: startup announcement, fail-fast errors, TLS files,
+fd limits, stopping a child process."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import resource
+import signal
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 #: The one stdout line a backend prints once it accepts connections; tests and
 #: ``backends.control`` read the bound port from it (``READY grpc 127.0.0.1:50051``).
@@ -29,6 +33,17 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         fail(f"{self.prog}: {message}")
+
+
+def run_backend(body: Callable[[], None]) -> NoReturn:
+    """Run a backend's main body: a StartupError becomes one line and exit 2; Ctrl-C or a clean end exit 0."""
+    try:
+        body()
+    except StartupError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
 
 
 def announce_ready(kind: str, host: str, port: int) -> None:
@@ -119,3 +134,15 @@ def check_tls_pair(args: argparse.Namespace) -> None:
     """--tls-cert and --tls-key go together."""
     if bool(args.tls_cert) != bool(args.tls_key):
         raise StartupError("--tls-cert and --tls-key must be given together")
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> int:
+    """Stop a child process (a backend, a Locust run): SIGTERM, then SIGKILL after ``timeout``; its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode

@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -32,10 +31,10 @@ from backends.common import (
     add_common_arguments,
     announce_ready,
     check_tls_pair,
-    fail,
     non_negative_float,
     probability,
     read_file_bytes,
+    run_backend,
 )
 from backends.compute import MAX_HASH_ROUNDS, hash_rounds
 from backends.grpc_counters import SharedBlock, TrafficCounters
@@ -248,7 +247,8 @@ def run_server(
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+
+    def serve_all() -> None:
         scheme = "grpcs" if server_credentials(args) else "grpc"  # bad TLS files fail here, before any worker starts
         port = claim_port(args.host, args.port)
         block = SharedBlock.create()
@@ -257,11 +257,8 @@ def main(argv: list[str] | None = None) -> None:
             run_server(args, port, block, False, announce)
         else:
             run_workers(run_server, args, port, block, announce)
-    except StartupError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        pass
-    sys.exit(0)
+
+    run_backend(serve_all)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import json
 import logging
 import signal
 import ssl
-import sys
 from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -27,11 +26,11 @@ from backends.common import (
     add_common_arguments,
     announce_ready,
     check_tls_pair,
-    fail,
     non_negative_float,
     probability,
     raise_open_file_limit,
     read_file_bytes,
+    run_backend,
 )
 from backends.ws_counters import WsCounters
 from backends.ws_session import ServerState, Session
@@ -164,13 +163,7 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        asyncio.run(run(args))
-    except StartupError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        pass
-    sys.exit(0)
+    run_backend(lambda: asyncio.run(run(args)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import json
 import os
 import selectors
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from backends.common import parse_ready_line
+from backends.common import parse_ready_line, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOAD_CPU = 0
@@ -146,13 +145,7 @@ class Server:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
 
 
 class CpuSampler(threading.Thread):
