@@ -41,21 +41,17 @@ from typing import Any
 
 import gevent
 from gevent.event import AsyncResult, Event
-from gevent.lock import Semaphore
 from locust.event import EventHook
-from websocket import WebSocket, WebSocketAddressException, WebSocketBadStatusException
+from websocket import (
+    ABNF,
+    WebSocket,
+    WebSocketAddressException,
+    WebSocketBadStatusException,
+    WebSocketConnectionClosedException,
+    WebSocketException,
+)
 
 from locust_ext.websocket.errors import WebSocketFailure, close_code_text
-from locust_ext.websocket.frames import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    FrameReader,
-    ProtocolError,
-    encode_frame,
-)
 from locust_ext.websocket.gauges import ConnectionCounts
 from locust_ext.websocket.options import ConnectOptions
 from locust_ext.websocket.preflight import FdBudget, fd_budget
@@ -82,8 +78,6 @@ ABANDONED_IDS_KEPT = 4096
 _KEEPALIVE_TOKEN = b"keepalive"
 #: How long closing may wait for the close frame to leave.
 CLOSE_SEND_TIMEOUT_S = 1.0
-#: Bytes asked of the socket per read; every whole frame they hold is parsed at once.
-RECV_BYTES = 65536
 
 Message = Any  # a decoded frame: the JSON value of a text frame (or its str), the bytes of a binary frame
 DEFAULT_RECONNECT = ReconnectPolicy()
@@ -162,13 +156,13 @@ def _type_is(kind: str) -> Callable[[Message], bool]:
     return predicate
 
 
-def _encode(message: Message) -> tuple[bytes, int]:
+def _encode(message: Message) -> tuple[str | bytes, int]:
     """The payload and opcode for a message: bytes go as binary, str as text, anything else as JSON text."""
     if isinstance(message, (bytes, bytearray, memoryview)):
-        return bytes(message), OP_BINARY
+        return bytes(message), ABNF.OPCODE_BINARY
     if isinstance(message, str):
-        return message.encode(), OP_TEXT
-    return json.dumps(message, separators=(",", ":")).encode(), OP_TEXT
+        return message, ABNF.OPCODE_TEXT
+    return json.dumps(message, separators=(",", ":")), ABNF.OPCODE_TEXT
 
 
 class _Waiter:
@@ -204,9 +198,6 @@ class WebSocketSession:
         self._context = context
         self._budget = budget
         self._ws: WebSocket | None = None
-        self._frames = FrameReader()  # the open connection's incoming bytes, a fresh one per connection
-        #: Held while a frame is written, so frames from tasks, pongs and keepalives never interleave.
-        self._send_lock = Semaphore()
         self._connected_at = 0.0
         #: Set while connected, and for good once reconnecting has stopped (so waiters wake either way).
         self._ready = Event()
@@ -330,7 +321,7 @@ class WebSocketSession:
         try:
             ws = self._await_connection(deadline)
             self._pongs[token] = waiter
-            self._send_frame(ws, token, OP_PING, deadline)
+            self._send_frame(ws, token, ABNF.OPCODE_PING, deadline)
             waiter.result.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
             if not waiter.result.ready():
                 raise WebSocketFailure("timeout", f"no pong within {timeout:g} s")
@@ -402,30 +393,19 @@ class WebSocketSession:
         self._send_frame(ws, payload, opcode, deadline)
         return len(payload)
 
-    def _send_frame(self, ws: WebSocket, payload: bytes, opcode: int, deadline: float | None) -> None:
+    def _send_frame(self, ws: WebSocket, payload: str | bytes, opcode: int, deadline: float | None) -> None:
         """Send one frame; a send that cannot finish by ``deadline`` leaves half a frame, so it drops the link."""
-        frame = encode_frame(opcode, payload)
-        sock = ws.sock
         try:
-            if sock is None:  # dropped since the caller took the connection
-                raise OSError("socket is already closed.")
             if deadline is None:
-                with self._send_lock:
-                    sock.sendall(frame)
+                ws.send(payload, opcode)
                 return
-            with gevent.Timeout(max(0.0, deadline - time.perf_counter()), False), self._send_lock:
-                sock.sendall(frame)
+            with gevent.Timeout(max(0.0, deadline - time.perf_counter()), False):
+                ws.send(payload, opcode)
                 return
-        except OSError as exc:
+        except (OSError, WebSocketException) as exc:
             raise WebSocketFailure("disconnect", f"send failed: {exc}") from None
         ws.abort()
         raise WebSocketFailure("timeout", "send did not finish in time")
-
-    def _send_quietly(self, ws: WebSocket, payload: bytes, opcode: int, timeout: float | None) -> None:
-        """Send a control frame whose failure is the reader's to notice (a broken link reads as a drop)."""
-        deadline = None if timeout is None else time.perf_counter() + timeout
-        with contextlib.suppress(WebSocketFailure):
-            self._send_frame(ws, payload, opcode, deadline)
 
     def _forget(self, waiter: _Waiter, key: Any, started: float) -> None:
         """Stop waiting; an id-correlated request given up unanswered leaves its id to recognise a late reply."""
@@ -491,7 +471,6 @@ class WebSocketSession:
         ws.sock.settimeout(None)  # reads happen when the socket is readable; sends are bounded per request
         self._fire("connect", started, 0, None)
         self._ws = ws
-        self._frames = FrameReader()
         self._connected_at = self._last_received = time.perf_counter()
         self._pinged_at = None
         self._drop_reason = None
@@ -541,7 +520,8 @@ class WebSocketSession:
                 greenlet.kill()
         ws = self._ws
         if ws is not None:
-            self._send_quietly(ws, struct.pack("!H", 1000), OP_CLOSE, CLOSE_SEND_TIMEOUT_S)
+            with gevent.Timeout(CLOSE_SEND_TIMEOUT_S, False), contextlib.suppress(OSError, WebSocketException):
+                ws.send_close()
             self._lost(ws, None)
         self._stopped = True
         self._ready.set()
@@ -555,37 +535,25 @@ class WebSocketSession:
         self._reader = gevent.spawn(self._read, self._ws)
 
     def _read(self, ws: WebSocket) -> None:
-        """Read while there are bytes or while someone waits for a reply; then watch the socket again.
-
-        Each ``recv`` takes up to :data:`RECV_BYTES`, and every whole frame in it is handled before the next.
-        """
+        """Read frames while there are any or while someone waits for one; then watch the socket again."""
         sock = ws.sock
-        frames = self._frames
         try:
-            if sock is None:  # dropped before this reader ran
-                return
             while True:
-                data = sock.recv(RECV_BYTES)
-                if not data:
-                    self._lost(ws, self._drop_reason or close_code_text(1006))
+                detail = self._read_frame(ws)
+                if detail is not None:
+                    self._lost(ws, detail)
                     return
-                self._last_received = time.perf_counter()
-                for opcode, payload in frames.feed(data):
-                    detail = self._handle_frame(ws, opcode, payload)
-                    if detail is not None:
-                        self._lost(ws, detail)
-                        return
                 if not (self._by_id or self._matchers or self._pongs) and not (
                     isinstance(sock, ssl.SSLSocket) and sock.pending()
                 ):
                     break
-        except OSError:
+        except (OSError, WebSocketConnectionClosedException):
             self._lost(ws, self._drop_reason or close_code_text(1006))
             return
         except UnicodeDecodeError:
             self._lost(ws, "protocol error: a text frame that is not UTF-8")
             return
-        except ProtocolError as exc:  # a malformed frame: nothing after it can be trusted
+        except WebSocketException as exc:  # a malformed frame: nothing after it can be trusted
             self._lost(ws, f"protocol error: {str(exc)[:60]}")
             return
         finally:
@@ -593,25 +561,24 @@ class WebSocketSession:
         if self._ws is ws and self._watcher is not None:
             self._watcher.start(self._on_readable)
 
-    def _handle_frame(self, ws: WebSocket, opcode: int, payload: bytes) -> str | None:
-        """Dispatch one message or control frame; a close frame is echoed and its code and reason returned."""
-        if opcode in (OP_TEXT, OP_BINARY):
-            self._dispatch(self._decode(opcode, payload), len(payload))
-        elif opcode == OP_PONG:
-            if payload == _KEEPALIVE_TOKEN and self._pinged_at is not None:
-                self._fire(KEEPALIVE, self._pinged_at, len(payload), None)
+    def _read_frame(self, ws: WebSocket) -> str | None:
+        """Read one message or control frame and dispatch it; a close frame's code and reason end the read."""
+        opcode, frame = ws.recv_data_frame(True)
+        self._last_received = time.perf_counter()
+        if opcode == ABNF.OPCODE_TEXT or opcode == ABNF.OPCODE_BINARY:
+            self._dispatch(self._decode(opcode, frame.data), len(frame.data))
+        elif opcode == ABNF.OPCODE_PONG:
+            if frame.data == _KEEPALIVE_TOKEN and self._pinged_at is not None:
+                self._fire(KEEPALIVE, self._pinged_at, len(frame.data), None)
                 self._pinged_at = None
                 assert self.settings.ping_interval is not None
                 self._arm_keepalive(self.settings.ping_interval)
             else:
-                waiter = self._pongs.pop(payload, None)
+                waiter = self._pongs.pop(frame.data, None)
                 if waiter is not None:
                     waiter.result.set((None, 0))
-        elif opcode == OP_PING:
-            self._send_quietly(ws, payload, OP_PONG, None)
-        elif opcode == OP_CLOSE:
-            self._send_quietly(ws, payload[:2], OP_CLOSE, CLOSE_SEND_TIMEOUT_S)
-            return _close_detail(payload)
+        elif opcode == ABNF.OPCODE_CLOSE:
+            return _close_detail(frame.data)
         return None
 
     # Keepalive: a timer per connection; a short-lived greenlet sends each ping
@@ -641,12 +608,12 @@ class WebSocketSession:
         self._arm_keepalive(self.settings.ping_timeout)
 
     def _send_keepalive(self, ws: WebSocket) -> None:
-        self._send_quietly(ws, _KEEPALIVE_TOKEN, OP_PING, None)
+        with contextlib.suppress(OSError, WebSocketException):  # a broken link is the reader's to record
+            ws.ping(_KEEPALIVE_TOKEN)
 
     def _decode(self, opcode: int, data: bytes) -> Message:
-        """Bytes for a binary frame; a text frame's UTF-8 (validated here) as JSON, or as the str."""
-        if opcode == OP_BINARY:
-            return data
+        if opcode == ABNF.OPCODE_BINARY:
+            return bytes(data)
         text = data.decode("utf-8")
         if self.settings.decode_json:
             try:
