@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
-from gevent.event import AsyncResult, Event
+from gevent.event import Event
+from gevent.hub import get_hub
 from locust.event import EventHook
 from websocket import (
     ABNF,
@@ -166,13 +167,50 @@ def _encode(message: Message) -> tuple[str | bytes, int]:
 
 
 class _Waiter:
-    """A request (or ping) waiting for its reply; ``match`` is None for id-correlated requests."""
+    """A request (or ping) waiting for its reply; ``match`` is None for id-correlated requests.
 
-    __slots__ = ("match", "result")
+    Lighter than an ``AsyncResult``: one task greenlet waits, and whoever settles the waiter first (the
+    reader with a reply, a drop with its failure, the deadline timer) wakes it with one switch from the hub.
+    """
+
+    __slots__ = ("_greenlet", "match", "outcome")
 
     def __init__(self, match: Callable[[Message], bool] | None = None) -> None:
         self.match = match
-        self.result: AsyncResult = AsyncResult()
+        #: None while waiting; then ``(reply, length)``, or the failure to raise.
+        self.outcome: tuple[Message, int] | BaseException | None = None
+        self._greenlet: Any = None
+
+    def set(self, outcome: tuple[Message, int] | BaseException) -> None:
+        """Settle the waiter (the first outcome wins) and wake the task waiting on it, if any."""
+        if self.outcome is None:
+            self.outcome = outcome
+            if self._greenlet is not None:
+                get_hub().loop.run_callback(self._wake)
+
+    def wait(self, timeout: float | None) -> tuple[Message, int] | BaseException | None:
+        """The outcome, waiting at most ``timeout`` seconds for it (None: no outcome in time)."""
+        if self.outcome is None:
+            hub = get_hub()
+            timer = None
+            if timeout is not None:
+                timer = hub.loop.timer(timeout)
+                timer.start(self._wake)
+            self._greenlet = gevent.getcurrent()
+            try:
+                hub.switch()
+            finally:
+                self._greenlet = None  # a wake-up still queued (the user was killed meanwhile) does nothing
+                if timer is not None:
+                    timer.close()
+        return self.outcome
+
+    def _wake(self) -> None:
+        """Runs on the hub: resume the waiting task once."""
+        greenlet = self._greenlet
+        if greenlet is not None:
+            self._greenlet = None
+            greenlet.switch()
 
 
 class WebSocketSession:
@@ -251,34 +289,44 @@ class WebSocketSession:
     ) -> Message:
         """Send ``message`` and return the reply that ``match`` picks, recording one event for the round trip.
 
-        Without ``match`` the message must be a dict: it gets a unique ``id`` unless it has one, and the
-        reply is the JSON object carrying the same ``id``. An error reply (``reply_error``) is a failure
-        ``error: <text>``; no reply within ``timeout`` seconds is a failure ``timeout``. ``name`` defaults to
-        the message's ``type``.
+        Without ``match`` the message must be a dict: it gets a unique ``id`` unless it has one (in the JSON
+        sent; the caller's dict is left unchanged), and the reply is the JSON object carrying the same ``id``.
+        An error reply (``reply_error``) is a failure ``error: <text>``; no reply within ``timeout`` seconds is
+        a failure ``timeout``. ``name`` defaults to the message's ``type``.
         """
+        key: Any = None
         if match is None:
             if not isinstance(message, dict):
                 raise TypeError("request() of a non-dict message needs match= to recognise its reply")
-            if "id" not in message:
-                message = {**message, "id": next(self._ids)}
+            if "id" in message:
+                key = message["id"]
+                payload, opcode = _encode(message)
+            else:  # the id goes into the JSON text only: the caller's dict is neither copied nor changed
+                key = next(self._ids)
+                text = json.dumps(message, separators=(",", ":"))
+                payload, opcode = f'{text[:-1]}{"," if message else ""}"id":{key}}}', ABNF.OPCODE_TEXT
+        else:
+            payload, opcode = _encode(message)
         name = name or _default_name(message, "request")
         timeout = self.settings.request_timeout if timeout is _DEFAULT else timeout
         started = time.perf_counter()
         deadline = None if timeout is None else started + timeout
         waiter = _Waiter(match)
-        key = None
         try:
-            ws = self._await_connection(deadline)
+            ws = self._ws
+            if ws is None:
+                ws = self._await_connection(deadline)
             if match is None:
-                key = message["id"]
                 self._by_id[key] = waiter
             else:
                 self._matchers.append(waiter)
-            self._send(ws, message, deadline)
-            waiter.result.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
-            if not waiter.result.ready():
+            self._send_frame(ws, payload, opcode, deadline)
+            outcome = waiter.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
+            if outcome is None:
                 raise WebSocketFailure("timeout", f"no reply within {timeout:g} s")
-            reply, length = waiter.result.get(block=False)  # raises the failure a drop set
+            if isinstance(outcome, BaseException):
+                raise outcome  # the failure a drop set
+            reply, length = outcome
         except WebSocketFailure as failure:
             self._fire(name, started, 0, failure)
             raise
@@ -322,10 +370,11 @@ class WebSocketSession:
             ws = self._await_connection(deadline)
             self._pongs[token] = waiter
             self._send_frame(ws, token, ABNF.OPCODE_PING, deadline)
-            waiter.result.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
-            if not waiter.result.ready():
+            outcome = waiter.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
+            if outcome is None:
                 raise WebSocketFailure("timeout", f"no pong within {timeout:g} s")
-            waiter.result.get(block=False)
+            if isinstance(outcome, BaseException):
+                raise outcome
         except WebSocketFailure as failure:
             self._fire(name, started, 0, failure)
             raise
@@ -394,8 +443,34 @@ class WebSocketSession:
         return len(payload)
 
     def _send_frame(self, ws: WebSocket, payload: str | bytes, opcode: int, deadline: float | None) -> None:
-        """Send one frame; a send that cannot finish by ``deadline`` leaves half a frame, so it drops the link."""
+        """Send one frame; a send that cannot finish by ``deadline`` leaves half a frame, so it drops the link.
+
+        On a plain socket the frame first goes in one non-blocking send, which the kernel's send buffer
+        nearly always takes whole; only what is left is sent under a ``deadline`` timer (TLS: all of it).
+        """
         try:
+            sock = ws.sock
+            if deadline is not None and sock is not None and not isinstance(sock, ssl.SSLSocket):
+                frame = ABNF.create_frame(payload, opcode)
+                if ws.get_mask_key:
+                    frame.get_mask_key = ws.get_mask_key
+                data = frame.format()
+                lock = ws.lock
+                if lock.acquire(False):  # free unless another greenlet is mid-frame (a keepalive ping)
+                    try:
+                        try:
+                            sent = sock.send(data, 0, 0.0)  # type: ignore[call-arg]  # gevent: timeout 0 never waits
+                        except BlockingIOError:
+                            sent = 0
+                        if sent == len(data):
+                            return
+                        with gevent.Timeout(max(0.0, deadline - time.perf_counter()), False):
+                            sock.sendall(data[sent:])
+                            return
+                    finally:
+                        lock.release()
+                    ws.abort()
+                    raise WebSocketFailure("timeout", "send did not finish in time")
             if deadline is None:
                 ws.send(payload, opcode)
                 return
@@ -505,7 +580,7 @@ class WebSocketSession:
         self._matchers.clear()
         self._pongs.clear()
         for waiter in waiters:
-            waiter.result.set_exception(failure)
+            waiter.set(failure)
         if self._closing:
             return
         if self.settings.reconnect is None:
@@ -576,7 +651,7 @@ class WebSocketSession:
             else:
                 waiter = self._pongs.pop(frame.data, None)
                 if waiter is not None:
-                    waiter.result.set((None, 0))
+                    waiter.set((None, 0))
         elif opcode == ABNF.OPCODE_CLOSE:
             return _close_detail(frame.data)
         return None
@@ -632,7 +707,7 @@ class WebSocketSession:
             except TypeError:  # an unhashable id cannot be one of ours
                 waiter = given_up_sent_at = None
             if waiter is not None:
-                waiter.result.set((message, length))
+                waiter.set((message, length))
                 return
             if given_up_sent_at is not None:
                 late = WebSocketFailure("late", "reply after its request gave up")
@@ -643,11 +718,11 @@ class WebSocketSession:
                 hit = waiter.match(message)  # type: ignore[misc]
             except Exception as exc:
                 self._matchers.remove(waiter)
-                waiter.result.set_exception(WebSocketFailure("error", f"match raised {type(exc).__name__}"))
+                waiter.set(WebSocketFailure("error", f"match raised {type(exc).__name__}"))
                 return
             if hit:
                 self._matchers.remove(waiter)
-                waiter.result.set((message, length))
+                waiter.set((message, length))
                 return
         self._push(message, length)
 
