@@ -2,7 +2,7 @@
 
     make backends
     locust -f locustfiles/grpc.py --headless -u 50 -r 10 -t 30s            # all four, weighted
-    locust -f locustfiles/grpc.py --headless -u 50 -r 10 -t 30s HelloUser  # one type alone (or --tags echo)
+    locust -f locustfiles/grpc.py --headless -u 50 -r 10 -t 30s GrpcHelloUser  # one type alone (or --tags echo)
 
 Host defaults to 127.0.0.1:50051 (``--host`` or ``LOCUST_HOST`` override it; ``grpcs://`` for TLS).
 """
@@ -22,7 +22,7 @@ DEFAULT_HOST = os.environ.get("LOADTEST_GRPC_HOST", "127.0.0.1:50051")
 ECHO_PAYLOADS = {"64B": b"e" * 64, "1KiB": b"e" * 1024, "64KiB": b"e" * 64 * 1024}
 
 
-class HelloUser(GrpcUser):
+class GrpcHelloUser(GrpcUser):
     """Unary greeting: the cheapest round trip."""
 
     host = DEFAULT_HOST
@@ -36,7 +36,7 @@ class HelloUser(GrpcUser):
         self.stub.SayHello(pb.HelloRequest(name="locust"))
 
 
-class ComputeUser(GrpcUser):
+class GrpcComputeUser(GrpcUser):
     """CPU-bound work on the server: 200 rounds of SHA-256 per call."""
 
     host = DEFAULT_HOST
@@ -50,7 +50,7 @@ class ComputeUser(GrpcUser):
         self.stub.Hash(pb.ComputeRequest(rounds=200, seed=b"locust"))
 
 
-class EchoUser(GrpcUser):
+class GrpcEchoUser(GrpcUser):
     """Unary echo at three payload sizes, each under its own name, plus client-streaming and bidi echo."""
 
     host = DEFAULT_HOST
@@ -77,7 +77,7 @@ class EchoUser(GrpcUser):
             pass
 
 
-class StreamUser(GrpcUser):
+class GrpcStreamUser(GrpcUser):
     """Server streaming: 20 messages of 256 B, 10 ms apart; per-message latency from the send timestamps."""
 
     host = DEFAULT_HOST

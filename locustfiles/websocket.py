@@ -2,7 +2,7 @@
 
     make backends
     locust -f locustfiles/websocket.py --headless -u 40 -r 20 -t 30s             # all four, weighted
-    locust -f locustfiles/websocket.py --headless -u 40 -r 20 -t 30s EchoUser    # one type alone (or --tags echo)
+    locust -f locustfiles/websocket.py --headless -u 40 -r 20 -t 30s WsEchoUser    # one type alone (or --tags echo)
 
 Host defaults to ws://127.0.0.1:8080 (``--host`` or ``LOCUST_HOST`` override it; ``wss://`` for TLS).
 Every request is a ``websocket`` event named after its type; stream messages before the last one are
@@ -25,7 +25,7 @@ DEFAULT_HOST = os.environ.get("LOADTEST_WS_HOST", "ws://127.0.0.1:8080")
 STREAM_COUNT = 10
 
 
-class EchoUser(WebSocketUser):
+class WsEchoUser(WebSocketUser):
     """A 64-byte payload echoed back: the cheapest round trip."""
 
     host = DEFAULT_HOST
@@ -38,7 +38,7 @@ class EchoUser(WebSocketUser):
         self.ws.request({"type": "echo", "payload": "e" * 64}, name="echo")
 
 
-class ComputeUser(WebSocketUser):
+class WsComputeUser(WebSocketUser):
     """CPU-bound work on the server: 200 rounds of SHA-256 per request."""
 
     host = DEFAULT_HOST
@@ -51,7 +51,7 @@ class ComputeUser(WebSocketUser):
         self.ws.request({"type": "compute", "n": 200, "seed": "locust"}, name="compute")
 
 
-class StreamUser(WebSocketUser):
+class WsStreamUser(WebSocketUser):
     """Ten 64-byte messages per request; the request completes with the last one, the others are pushes."""
 
     host = DEFAULT_HOST
@@ -76,7 +76,7 @@ class StreamUser(WebSocketUser):
         self.ws.request(request, name="stream", match=last_message)
 
 
-class PingUser(WebSocketUser):
+class WsPingUser(WebSocketUser):
     """Application-level ping (a JSON ping answered by a pong) and a protocol-level ping frame."""
 
     host = DEFAULT_HOST

@@ -13,7 +13,7 @@ def test_processes_mode_counts_every_call_once_with_sub_ms_buckets(grpc_backend:
     grpc_counters(grpc_backend, reset=True)
     report = tmp_path / "run"
     command = locust_command(
-        "locustfiles/grpc.py", "HelloUser",
+        "locustfiles/grpc.py", "GrpcHelloUser",
         "--headless", "-u", "8", "-r", "8", "-t", "3s", "--processes", "2", "--stop-timeout", "2",
         "--host", grpc_backend.address, "--json-file", str(report), "--skip-log-setup",
     )  # fmt: skip

@@ -513,12 +513,12 @@ def test_tls_settings_on_a_plaintext_host_are_refused() -> None:
 @pytest.mark.parametrize(
     ("host", "expected"),
     [
-        ("http://127.0.0.1:1", "error: HelloUser: host 'http://127.0.0.1:1': scheme must be grpc:// or grpcs://"),
-        ("127.0.0.1", "error: HelloUser: host '127.0.0.1': expected host:port"),
+        ("http://127.0.0.1:1", "error: GrpcHelloUser: host 'http://127.0.0.1:1': scheme must be grpc:// or grpcs://"),
+        ("127.0.0.1", "error: GrpcHelloUser: host '127.0.0.1': expected host:port"),
     ],
 )
 def test_bad_host_stops_locust_before_load_with_one_line(host: str, expected: str) -> None:
-    command = locust_command("locustfiles/grpc.py", "HelloUser", "--headless")
+    command = locust_command("locustfiles/grpc.py", "GrpcHelloUser", "--headless")
     command += ["--host", host, "-u", "1", "-t", "5s", "--skip-log-setup"]
     result = run_locust(command)
     assert result.returncode == 2

@@ -76,7 +76,7 @@ def test_the_web_ui_has_a_websocket_tab_with_the_open_connections(ws_backend: Ba
     web = f"http://127.0.0.1:{free_port()}"
     command = locust_command(
         tmp_path / "websocket.py", "--web-host", "127.0.0.1", "--web-port", web.rsplit(":", 1)[1],
-        "--autostart", "-u", "2", "-r", "2", "-t", "20s", "--host", ws_backend.url, "EchoUser",
+        "--autostart", "-u", "2", "-r", "2", "-t", "20s", "--host", ws_backend.url, "WsEchoUser",
     )  # fmt: skip
     with running_locust(command, env=ENV) as locust:
         rows: list[dict[str, int]] = []

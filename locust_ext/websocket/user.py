@@ -10,6 +10,7 @@ from weakref import WeakKeyDictionary
 from gevent.pool import Group
 from locust import User
 from locust.env import Environment
+from locust.user.users import LOCUST_STATE_WAITING
 
 from locust_ext.websocket.gauges import counts_for
 from locust_ext.websocket.options import ConnectOptions
@@ -66,6 +67,10 @@ class WebSocketUser(User):
     #: Backoff after a drop or failed connect; None: stay disconnected (requests then fail at once).
     reconnect: ClassVar[ReconnectPolicy | None] = DEFAULT_RECONNECT
 
+    #: A stop that kills waits up to this long for requests awaiting replies (recorded with their real outcome);
+    #: new requests are refused meanwhile.
+    stop_grace: ClassVar[float] = 5.0
+
     #: The session class, replaceable for protocols that need more than request/send/on/ping.
     session_class: ClassVar[type[WebSocketSession]] = WebSocketSession
 
@@ -77,6 +82,12 @@ class WebSocketUser(User):
             counts_for(environment),
             context=self.context,
         )
+
+    def stop(self, force: bool = False) -> bool:
+        """Stop like any Locust user, but never kill one in the middle of a request (see ``stop_grace``)."""
+        if force or self._state in (None, LOCUST_STATE_WAITING):
+            self.ws.stop_requests(self.stop_grace)
+        return bool(super().stop(force))
 
     def start(self, group: Group) -> Any:
         """Start the user's greenlet and its connection; the connection closes when the greenlet ends."""
