@@ -15,12 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gevent
-import gevent.event
 import grpc
 from locust.event import EventHook
-from locust.exception import StopUser
 
 from locust_ext.grpc.errors import GrpcCallError
+from locust_ext.stopping import CallsInFlight
 
 __all__ = [
     "EXTRA_EVENT_TYPES",
@@ -82,10 +81,8 @@ class CallRecorder:
         self.bidi_round_trips = bidi_round_trips
         self.unavailable_backoff = unavailable_backoff
         self._backoff_s = 0.0
-        self._calls_in_flight = 0
-        self._idle = gevent.event.Event()
-        self._idle.set()
-        self._stopping = False
+        #: Calls awaiting their outcome; ``GrpcUser.stop`` waits for them before Locust may kill the user.
+        self.in_flight = CallsInFlight()
         #: When set, calls are recorded under this name instead of their method path.
         self.name_override: str | None = None
         self._open_streams: weakref.WeakSet[RecordedStream] = weakref.WeakSet()
@@ -112,23 +109,6 @@ class CallRecorder:
             exception=error,
             context=context,
         )
-
-    def call_starting(self) -> None:
-        """A call is about to start; refused (StopUser) once the user is being stopped."""
-        if self._stopping:
-            raise StopUser()
-        self._calls_in_flight += 1
-        self._idle.clear()
-
-    def call_ended(self) -> None:
-        self._calls_in_flight -= 1
-        if not self._calls_in_flight:
-            self._idle.set()
-
-    def stop_calls(self, grace_s: float) -> bool:
-        """Refuse new unary calls and wait up to ``grace_s`` for those in flight; True if none is left."""
-        self._stopping = True
-        return self._idle.wait(grace_s)
 
     def pause_if_unavailable(self, error: GrpcCallError) -> None:
         """After UNAVAILABLE, pause this user (doubling up to a cap) so a dead server is not hammered in a hot loop.
@@ -273,7 +253,7 @@ class RecordedStream:
         if self._done:
             return
         self._done = True
-        self._recorder.call_ended()
+        self._recorder.in_flight.ended()
         elapsed = time.perf_counter() - self._started
         self._recorder.fire(
             self._name,
@@ -343,8 +323,8 @@ class _RecordedUnaryResponse(_Recorded):
         started = time.perf_counter()
         # A blocking call is the cheapest path through grpc under gevent (future() starts a channel thread per
         # call when calls do not overlap). Killing a greenlet inside it would strand the call, so GrpcUser.stop
-        # waits for calls in flight (see CallRecorder.stop_calls) instead of killing mid-call.
-        recorder.call_starting()
+        # waits for calls in flight (see locust_ext.stopping) instead of killing mid-call.
+        recorder.in_flight.starting()
         try:
             response, call = self._inner.with_call(
                 requests if requests is not None else request, timeout=timeout, metadata=metadata, **kwargs
@@ -360,7 +340,7 @@ class _RecordedUnaryResponse(_Recorded):
             recorder.fire(name, started, 0, _cancelled_by_stop("call"))
             raise
         finally:
-            recorder.call_ended()
+            recorder.in_flight.ended()
         recorder.fire(name, started, _size(response), None)
         recorder.call_succeeded()
         return response, call
@@ -392,11 +372,11 @@ class RecordedUnaryStream(_Recorded):
         recorder = self._recorder
         timeout, metadata = recorder.call_options(timeout, metadata)
         started = time.perf_counter()
-        recorder.call_starting()
+        recorder.in_flight.starting()
         try:
             call = self._inner(request, timeout=timeout, metadata=metadata, **kwargs)
         except BaseException:
-            recorder.call_ended()
+            recorder.in_flight.ended()
             raise
         return RecordedStream(recorder, self._name, started, call)
 
@@ -412,11 +392,11 @@ class RecordedStreamStream(_Recorded):
         sent_times: deque[float] | None = deque() if recorder.bidi_round_trips else None
         requests = _WatchedRequests(request_iterator, sent_times)
         started = time.perf_counter()
-        recorder.call_starting()
+        recorder.in_flight.starting()
         try:
             call = self._inner(requests, timeout=timeout, metadata=metadata, **kwargs)
         except BaseException:
-            recorder.call_ended()
+            recorder.in_flight.ended()
             raise
         return RecordedStream(recorder, self._name, started, call, requests, sent_times)
 

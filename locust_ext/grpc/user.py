@@ -15,12 +15,12 @@ from gevent import Greenlet
 from gevent.pool import Group
 from locust import User
 from locust.env import Environment
-from locust.user.users import LOCUST_STATE_WAITING
 
 from locust_ext.grpc.channels import ChannelSpec, SharedChannels, open_channel
 from locust_ext.grpc.recording import CallRecorder, RecordingChannel, SendTime, sent_at_unix_nanos
 from locust_ext.grpc.reflection import ReflectionClient
 from locust_ext.grpc.target import parse_target
+from locust_ext.stopping import stop_would_kill
 
 __all__ = ["GrpcUser", "grpc_user_classes"]
 
@@ -141,8 +141,8 @@ class GrpcUser(User):
         Locust kills a user it finds waiting; one that has just woken up may already be inside its next call
         when the kill lands. So before any kill, new calls are refused and calls in flight are waited for.
         """
-        if force or self._state in (None, LOCUST_STATE_WAITING):
-            self._recorder.stop_calls(self.stop_grace)
+        if stop_would_kill(self, force):
+            self._recorder.in_flight.refuse_and_wait(self.stop_grace)
         return bool(super().stop(force))
 
     def start(self, group: Group) -> Greenlet:

@@ -43,7 +43,6 @@ import gevent
 from gevent.event import Event
 from gevent.hub import get_hub
 from locust.event import EventHook
-from locust.exception import StopUser
 from websocket import (
     ABNF,
     WebSocket,
@@ -53,6 +52,7 @@ from websocket import (
     WebSocketException,
 )
 
+from locust_ext.stopping import CallsInFlight
 from locust_ext.websocket.errors import WebSocketFailure, close_code_text
 from locust_ext.websocket.gauges import ConnectionCounts
 from locust_ext.websocket.options import ConnectOptions
@@ -258,11 +258,8 @@ class WebSocketSession:
         self._matchers: list[_Waiter] = []
         self._pongs: dict[bytes, _Waiter] = {}
         self._handlers: list[tuple[Callable[[Message], bool], Callable[[Message], Any]]] = []
-        #: Requests awaiting their reply; ``stop_requests`` waits for them to finish before a user is killed.
-        self._requests_in_flight = 0
-        self._no_requests_in_flight = Event()
-        self._no_requests_in_flight.set()
-        self._refusing_requests = False
+        #: Requests and pings awaiting their reply; ``WebSocketUser.stop`` waits for them before a kill.
+        self.in_flight = CallsInFlight()
 
     # Public API
 
@@ -318,7 +315,7 @@ class WebSocketSession:
         started = time.perf_counter()
         deadline = None if timeout is None else started + timeout
         waiter = _Waiter(match)
-        self._request_starting()
+        self.in_flight.starting()
         try:
             ws = self._ws
             if ws is None:
@@ -342,7 +339,7 @@ class WebSocketSession:
             raise
         finally:
             self._forget(waiter, key, started)
-            self._request_ended()
+            self.in_flight.ended()
         error = self.settings.reply_error(reply)
         if error is None:
             self._fire(name, started, length, None)
@@ -350,27 +347,6 @@ class WebSocketSession:
         reply_failure = WebSocketFailure("error", error)
         self._fire(name, started, length, reply_failure)
         raise reply_failure
-
-    def stop_requests(self, grace_s: float) -> bool:
-        """Refuse new requests and pings (StopUser); wait up to ``grace_s`` for those awaiting replies.
-
-        Locust kills a user it finds waiting, and one that has just woken may already be inside its next request
-        when the kill lands; WebSocketUser.stop calls this first, so requests end with their real outcome.
-        Returns True if none is left in flight.
-        """
-        self._refusing_requests = True
-        return self._no_requests_in_flight.wait(grace_s)
-
-    def _request_starting(self) -> None:
-        if self._refusing_requests:
-            raise StopUser()
-        self._requests_in_flight += 1
-        self._no_requests_in_flight.clear()
-
-    def _request_ended(self) -> None:
-        self._requests_in_flight -= 1
-        if not self._requests_in_flight:
-            self._no_requests_in_flight.set()
 
     def send(self, message: Message, name: str | None = None) -> None:
         """Send without waiting for anything; the event times the hand-over to the socket."""
@@ -395,7 +371,7 @@ class WebSocketSession:
         started = time.perf_counter()
         deadline = None if timeout is None else started + timeout
         waiter = _Waiter()
-        self._request_starting()
+        self.in_flight.starting()
         try:
             ws = self._await_connection(deadline)
             self._pongs[token] = waiter
@@ -413,7 +389,7 @@ class WebSocketSession:
             raise
         finally:
             self._pongs.pop(token, None)
-            self._request_ended()
+            self.in_flight.ended()
         return self._fire(name, started, len(token), None)
 
     def on(self, predicate_or_type: str | Callable[[Message], bool], handler: Callable[[Message], Any]) -> None:

@@ -10,8 +10,8 @@ from weakref import WeakKeyDictionary
 from gevent.pool import Group
 from locust import User
 from locust.env import Environment
-from locust.user.users import LOCUST_STATE_WAITING
 
+from locust_ext.stopping import stop_would_kill
 from locust_ext.websocket.gauges import counts_for
 from locust_ext.websocket.options import ConnectOptions
 from locust_ext.websocket.preflight import preflight_messages
@@ -85,8 +85,8 @@ class WebSocketUser(User):
 
     def stop(self, force: bool = False) -> bool:
         """Stop like any Locust user, but never kill one in the middle of a request (see ``stop_grace``)."""
-        if force or self._state in (None, LOCUST_STATE_WAITING):
-            self.ws.stop_requests(self.stop_grace)
+        if stop_would_kill(self, force):
+            self.ws.in_flight.refuse_and_wait(self.stop_grace)
         return bool(super().stop(force))
 
     def start(self, group: Group) -> Any:
