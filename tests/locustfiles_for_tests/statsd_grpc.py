@@ -9,40 +9,33 @@ from __future__ import annotations
 import os
 import random
 
+from _bounded_probe import BoundedProbe
 from locust import constant, task
-from locust.exception import StopUser
 
 from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
-from locust_ext import GrpcUser
 
 MAX_CALLS_PER_USER = 300
 FAULT_CODES = ("UNAVAILABLE", "RESOURCE_EXHAUSTED")
 
 
-class GrpcProbe(GrpcUser):
+class GrpcProbe(BoundedProbe):
     host = os.environ.get("GRPC_PROBE_TARGET")
     wait_time = constant(0.005)
-    timeout = 5.0
-    unavailable_backoff = None  # UNAVAILABLE here is injected, not a dead server
+    max_calls = MAX_CALLS_PER_USER
 
     def on_start(self) -> None:
+        super().on_start()
         self.hello = pb_grpc.HelloStub(self.channel)
         self.echo = pb_grpc.EchoStub(self.channel)
-        self.calls = 0
-
-    def _count_call(self) -> None:
-        if self.calls >= MAX_CALLS_PER_USER:
-            raise StopUser()
-        self.calls += 1
 
     @task(2)
     def say_hello(self) -> None:
-        self._count_call()
+        self.count_call()
         self.hello.SayHello(pb.HelloRequest(name="probe"))
 
     @task(1)
     def flaky_echo(self) -> None:
-        self._count_call()
+        self.count_call()
         metadata = (("x-fault-status", random.choice(FAULT_CODES)), ("x-fault-rate", "0.5"))
         self.echo.Echo(pb.EchoRequest(payload=b"x" * 16), metadata=metadata)

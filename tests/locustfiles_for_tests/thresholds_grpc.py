@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 
+from _bounded_probe import BoundedProbe
 from locust import constant, task
-from locust.exception import StopUser
 
 from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
-from locust_ext import GrpcUser
 
 MAX_CALLS_PER_USER = 2000
 
@@ -28,29 +27,23 @@ def _fault_metadata() -> tuple[tuple[str, str], ...]:
     return tuple((key, value) for key, value in pairs.items() if value)
 
 
-class ThresholdsProbe(GrpcUser):
+class ThresholdsProbe(BoundedProbe):
     host = os.environ.get("THRESHOLDS_PROBE_TARGET")
     wait_time = constant(0.01)
-    timeout = 5.0
-    unavailable_backoff = None  # UNAVAILABLE here is injected, not a dead server
+    max_calls = MAX_CALLS_PER_USER
 
     def on_start(self) -> None:
+        super().on_start()
         self.hello = pb_grpc.HelloStub(self.channel)
         self.compute = pb_grpc.ComputeStub(self.channel)
         self.hello_metadata = _fault_metadata()
-        self.calls = 0
-
-    def _count_call(self) -> None:
-        if self.calls >= MAX_CALLS_PER_USER:
-            raise StopUser()
-        self.calls += 1
 
     @task(3)
     def say_hello(self) -> None:
-        self._count_call()
+        self.count_call()
         self.hello.SayHello(pb.HelloRequest(name="gate"), metadata=self.hello_metadata)
 
     @task(1)
     def hash(self) -> None:
-        self._count_call()
+        self.count_call()
         self.compute.Hash(pb.ComputeRequest(rounds=100, seed=b"gate"))
