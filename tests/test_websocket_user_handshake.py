@@ -3,6 +3,7 @@ show the upgrade request's headers, negotiate a subprotocol, require a client ce
 
 from __future__ import annotations
 
+import selectors
 import socket
 import ssl
 import threading
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
+from unittest.mock import patch
 
 import locust  # noqa: F401 - patches the standard library (threading too) before sockets are made
 from locust.env import Environment
@@ -46,13 +48,17 @@ def echo_server(
     server = serve(echo, "127.0.0.1", 0, ssl=ssl_context, subprotocols=subprotocols, process_request=keep)  # type: ignore[arg-type]
     port = server.socket.getsockname()[1]
     found = EchoServer(f"{'wss' if ssl_context else 'ws'}://127.0.0.1:{port}")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield found
-    finally:
-        server.shutdown()
-        thread.join(10)
+    # serve_forever closes its shutdown socket while still registered with its selector. gevent's selector keeps
+    # a watcher on every registered file until it fires, so that watcher outlives the file, and libev aborts the
+    # process once the number is reused. SelectSelector (gevent's select here) keeps no watcher between calls.
+    with patch.object(selectors, "DefaultSelector", selectors.SelectSelector):
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield found
+        finally:
+            server.shutdown()
+            thread.join(10)
 
 
 def test_origin_and_host_replace_the_clients_own_and_other_headers_arrive() -> None:

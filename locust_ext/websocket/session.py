@@ -1,12 +1,15 @@
 """One user's WebSocket connection (``self.ws``): correlated requests, sends, pushes, pings, reconnects.
 
-One receive loop per connection, and it alone reads the socket: while the connection is idle it is just
-a watcher on the hub (no greenlet, so ten thousand idle connections stay cheap); when the socket turns
-readable a reader greenlet reads every frame there is, handing each to the request waiting for it or to
-the push handlers, and stays while replies are awaited. Tasks only ever write. A keepalive timer sends a
-protocol ping after ``ping_interval`` seconds of silence. When the connection drops, the reader records a
-``disconnect`` failure, fails every request still waiting on it at once, and a short-lived greenlet
-reconnects per the :class:`ReconnectPolicy` (each attempt recorded as a ``connect`` event).
+One receive loop per connection, and one greenlet at a time runs it (whoever holds the connection's read
+turn): every frame goes through the same dispatch, to the request waiting for it or to the push handlers.
+While requests wait, the turn belongs to one of them, which reads and dispatches until its own reply has
+come, then hands the turn to another waiting request; so a user with one request in flight reads its own
+reply with no switch to a reader greenlet and back. While nobody waits the connection is only a watcher on
+the hub (no greenlet, so ten thousand idle connections stay cheap), and a short-lived greenlet reads what
+arrives. A keepalive timer sends a protocol ping after ``ping_interval`` seconds of silence. When the
+connection drops, the reader records a ``disconnect`` failure, fails every request still waiting on it at
+once, and a short-lived greenlet reconnects per the :class:`ReconnectPolicy` (each attempt recorded as a
+``connect`` event). Frames are read and written by :class:`~locust_ext.websocket.link.Link`.
 
 Only answers are successes. A message no request is waiting for is a push, but two kinds of them are
 failures: an error reply (``reply_error``, e.g. ``{"type": "error"}``) nobody awaited, recorded under its
@@ -35,7 +38,7 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,18 +46,13 @@ import gevent
 from gevent.event import Event
 from gevent.hub import get_hub
 from locust.event import EventHook
-from websocket import (
-    ABNF,
-    WebSocket,
-    WebSocketAddressException,
-    WebSocketBadStatusException,
-    WebSocketConnectionClosedException,
-    WebSocketException,
-)
+from websocket import WebSocket, WebSocketAddressException, WebSocketBadStatusException
 
 from locust_ext.stopping import CallsInFlight
 from locust_ext.websocket.errors import WebSocketFailure, close_code_text
+from locust_ext.websocket.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ProtocolError
 from locust_ext.websocket.gauges import ConnectionCounts
+from locust_ext.websocket.link import Link, LinkClosed
 from locust_ext.websocket.options import ConnectOptions
 from locust_ext.websocket.preflight import FdBudget, fd_budget
 from locust_ext.websocket.reconnect import ReconnectPolicy
@@ -78,8 +76,8 @@ LATE_REPLY = "late reply"
 #: Ids of given-up requests each connection remembers, newest kept, to recognise their late replies.
 ABANDONED_IDS_KEPT = 4096
 _KEEPALIVE_TOKEN = b"keepalive"
-#: How long closing may wait for the close frame to leave.
-CLOSE_SEND_TIMEOUT_S = 1.0
+#: How long a control frame (a close, a pong, a keepalive ping) may wait to leave.
+CONTROL_SEND_TIMEOUT_S = 1.0
 
 Message = Any  # a decoded frame: the JSON value of a text frame (or its str), the bytes of a binary frame
 DEFAULT_RECONNECT = ReconnectPolicy()
@@ -158,20 +156,21 @@ def _type_is(kind: str) -> Callable[[Message], bool]:
     return predicate
 
 
-def _encode(message: Message) -> tuple[str | bytes, int]:
+def _encode(message: Message) -> tuple[bytes, int]:
     """The payload and opcode for a message: bytes go as binary, str as text, anything else as JSON text."""
     if isinstance(message, (bytes, bytearray, memoryview)):
-        return bytes(message), ABNF.OPCODE_BINARY
+        return bytes(message), OP_BINARY
     if isinstance(message, str):
-        return message, ABNF.OPCODE_TEXT
-    return json.dumps(message, separators=(",", ":")), ABNF.OPCODE_TEXT
+        return message.encode(), OP_TEXT
+    return json.dumps(message, separators=(",", ":")).encode(), OP_TEXT
 
 
 class _Waiter:
     """A request (or ping) waiting for its reply; ``match`` is None for id-correlated requests.
 
-    Lighter than an ``AsyncResult``: one task greenlet waits, and whoever settles the waiter first (the
-    reader with a reply, a drop with its failure, the deadline timer) wakes it with one switch from the hub.
+    Lighter than an ``AsyncResult``: one task greenlet waits, and the first of its wake-ups (its reply or a
+    drop's failure settling it, the deadline timer, the read turn handed to it, the socket turning readable
+    while it holds the turn) resumes it with one switch from the hub; later ones do nothing.
     """
 
     __slots__ = ("_greenlet", "match", "outcome")
@@ -182,36 +181,47 @@ class _Waiter:
         self.outcome: tuple[Message, int] | BaseException | None = None
         self._greenlet: Any = None
 
+    @property
+    def waiting(self) -> bool:
+        return self._greenlet is not None
+
     def set(self, outcome: tuple[Message, int] | BaseException) -> None:
         """Settle the waiter (the first outcome wins) and wake the task waiting on it, if any."""
         if self.outcome is None:
             self.outcome = outcome
-            if self._greenlet is not None:
-                get_hub().loop.run_callback(self._wake)
+            self.nudge()
 
-    def wait(self, timeout: float | None) -> tuple[Message, int] | BaseException | None:
-        """The outcome, waiting at most ``timeout`` seconds for it (None: no outcome in time)."""
-        if self.outcome is None:
-            hub = get_hub()
-            timer = None
-            if timeout is not None:
-                timer = hub.loop.timer(timeout)
-                timer.start(self._wake)
-            self._greenlet = gevent.getcurrent()
-            try:
-                hub.switch()
-            finally:
-                self._greenlet = None  # a wake-up still queued (the user was killed meanwhile) does nothing
-                if timer is not None:
-                    timer.close()
-        return self.outcome
+    def nudge(self) -> None:
+        """Wake the waiting task without settling it (the connection's read turn is free for it)."""
+        if self._greenlet is not None:
+            get_hub().loop.run_callback(self._wake, True)
 
-    def _wake(self) -> None:
+    def wait(self, timeout: float | None, readable: Any = None) -> bool:
+        """Sleep until a wake-up, or for ``readable`` (an io watcher) to fire; False when ``timeout`` came first."""
+        hub = get_hub()
+        timer = None
+        if timeout is not None:
+            timer = hub.loop.timer(timeout)
+            timer.start(self._wake, False)
+        if readable is not None:
+            readable.start(self._wake, True)
+        self._greenlet = gevent.getcurrent()
+        try:
+            woken: bool = hub.switch()
+            return woken
+        finally:
+            self._greenlet = None  # a wake-up still queued (the user was killed meanwhile) does nothing
+            if timer is not None:
+                timer.close()
+            if readable is not None:
+                readable.stop()
+
+    def _wake(self, woken: bool) -> None:
         """Runs on the hub: resume the waiting task once."""
         greenlet = self._greenlet
         if greenlet is not None:
             self._greenlet = None
-            greenlet.switch()
+            greenlet.switch(woken)
 
 
 class WebSocketSession:
@@ -236,15 +246,15 @@ class WebSocketSession:
         self._counts = counts
         self._context = context
         self._budget = budget
-        self._ws: WebSocket | None = None
+        self._link: Link | None = None
         self._connected_at = 0.0
         #: Set while connected, and for good once reconnecting has stopped (so waiters wake either way).
         self._ready = Event()
         self._started = False
         self._closing = False
         self._connector: gevent.Greenlet | None = None
-        self._reader: gevent.Greenlet | None = None
-        self._watcher: Any = None  # the hub's io watcher on the socket while connected
+        #: The greenlet whose turn it is to read the connection: a waiting request's, or the idle reader.
+        self._reading: Any = None
         self._keepalive: Any = None  # the hub's keepalive timer while connected
         self._last_received = 0.0
         self._pinged_at: float | None = None
@@ -265,12 +275,12 @@ class WebSocketSession:
 
     @property
     def connected(self) -> bool:
-        return self._ws is not None
+        return self._link is not None
 
     @property
     def subprotocol(self) -> str | None:
         """The subprotocol the server chose, while connected."""
-        return self._ws.getsubprotocol() if self._ws is not None else None
+        return self._link.subprotocol if self._link is not None else None
 
     def start(self) -> None:
         """Start connecting (and receiving) on the session's own greenlet; returns at once."""
@@ -281,7 +291,7 @@ class WebSocketSession:
     def wait_connected(self, timeout: float | None = None) -> bool:
         """Block until connected (True), reconnecting gave up or ``timeout`` passed (False)."""
         self._ready.wait(timeout)
-        return self._ws is not None
+        return self._link is not None
 
     def request(
         self,
@@ -307,7 +317,7 @@ class WebSocketSession:
             else:  # the id goes into the JSON text only: the caller's dict is neither copied nor changed
                 key = next(self._ids)
                 text = json.dumps(message, separators=(",", ":"))
-                payload, opcode = f'{text[:-1]}{"," if message else ""}"id":{key}}}', ABNF.OPCODE_TEXT
+                payload, opcode = f'{text[:-1]}{"," if message else ""}"id":{key}}}'.encode(), OP_TEXT
         else:
             payload, opcode = _encode(message)
         name = name or _default_name(message, "request")
@@ -317,15 +327,13 @@ class WebSocketSession:
         waiter = _Waiter(match)
         self.in_flight.starting()
         try:
-            ws = self._ws
-            if ws is None:
-                ws = self._await_connection(deadline)
+            link = self._link or self._await_connection(deadline)
             if match is None:
                 self._by_id[key] = waiter
             else:
                 self._matchers.append(waiter)
-            self._send_frame(ws, payload, opcode, deadline)
-            outcome = waiter.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
+            self._send_frame(link, payload, opcode, deadline)
+            outcome = self._await_outcome(waiter, deadline)
             if outcome is None:
                 raise WebSocketFailure("timeout", f"no reply within {timeout:g} s")
             if isinstance(outcome, BaseException):
@@ -373,10 +381,10 @@ class WebSocketSession:
         waiter = _Waiter()
         self.in_flight.starting()
         try:
-            ws = self._await_connection(deadline)
+            link = self._await_connection(deadline)
             self._pongs[token] = waiter
-            self._send_frame(ws, token, ABNF.OPCODE_PING, deadline)
-            outcome = waiter.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
+            self._send_frame(link, token, OP_PING, deadline)
+            outcome = self._await_outcome(waiter, deadline)
             if outcome is None:
                 raise WebSocketFailure("timeout", f"no pong within {timeout:g} s")
             if isinstance(outcome, BaseException):
@@ -395,10 +403,10 @@ class WebSocketSession:
     def on(self, predicate_or_type: str | Callable[[Message], bool], handler: Callable[[Message], Any]) -> None:
         """Call ``handler(message)`` for every push (a message no request is waiting for) that matches.
 
-        A string matches JSON objects whose ``type`` equals it. Handlers run on the receive greenlet, so
-        they must not block; an exception from one is recorded as a failure of that push's event. Every
-        push is recorded as an event whether or not a handler takes it; an error reply (``reply_error``) as
-        a failure.
+        A string matches JSON objects whose ``type`` equals it. Handlers run in the receive loop (on whichever
+        greenlet holds the read turn), so they must not block; an exception from one is recorded as a failure
+        of that push's event. Every push is recorded as an event whether or not a handler takes it; an error
+        reply (``reply_error``) as a failure.
         """
         predicate = _type_is(predicate_or_type) if isinstance(predicate_or_type, str) else predicate_or_type
         self._handlers.append((predicate, handler))
@@ -430,64 +438,94 @@ class WebSocketSession:
 
     # Sending (from task greenlets)
 
-    def _await_connection(self, deadline: float | None) -> WebSocket:
-        ws = self._ws
-        if ws is not None:
-            return ws
+    def _await_connection(self, deadline: float | None) -> Link:
+        link = self._link
+        if link is not None:
+            return link
         if not self._started or self._stopped:
             raise WebSocketFailure("disconnect", "not connected")
         self._ready.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
-        ws = self._ws
-        if ws is not None:
-            return ws
+        link = self._link
+        if link is not None:
+            return link
         if self._stopped:
             raise WebSocketFailure("disconnect", "not connected")
         raise WebSocketFailure("timeout", "not connected in time")
 
-    def _send(self, ws: WebSocket, message: Message, deadline: float | None) -> int:
+    def _send(self, link: Link, message: Message, deadline: float | None) -> int:
         payload, opcode = _encode(message)
-        self._send_frame(ws, payload, opcode, deadline)
+        self._send_frame(link, payload, opcode, deadline)
         return len(payload)
 
-    def _send_frame(self, ws: WebSocket, payload: str | bytes, opcode: int, deadline: float | None) -> None:
-        """Send one frame; a send that cannot finish by ``deadline`` leaves half a frame, so it drops the link.
-
-        On a plain socket the frame first goes in one non-blocking send, which the kernel's send buffer
-        nearly always takes whole; only what is left is sent under a ``deadline`` timer (TLS: all of it).
-        """
+    def _send_frame(self, link: Link, payload: bytes, opcode: int, deadline: float | None) -> None:
         try:
-            sock = ws.sock
-            if deadline is not None and sock is not None and not isinstance(sock, ssl.SSLSocket):
-                frame = ABNF.create_frame(payload, opcode)
-                if ws.get_mask_key:
-                    frame.get_mask_key = ws.get_mask_key
-                data = frame.format()
-                lock = ws.lock
-                if lock.acquire(False):  # free unless another greenlet is mid-frame (a keepalive ping)
-                    try:
-                        try:
-                            sent = sock.send(data, 0, 0.0)  # type: ignore[call-arg]  # gevent: timeout 0 never waits
-                        except BlockingIOError:
-                            sent = 0
-                        if sent == len(data):
-                            return
-                        with gevent.Timeout(max(0.0, deadline - time.perf_counter()), False):
-                            sock.sendall(data[sent:])
-                            return
-                    finally:
-                        lock.release()
-                    ws.abort()
-                    raise WebSocketFailure("timeout", "send did not finish in time")
-            if deadline is None:
-                ws.send(payload, opcode)
-                return
-            with gevent.Timeout(max(0.0, deadline - time.perf_counter()), False):
-                ws.send(payload, opcode)
-                return
-        except (OSError, WebSocketException) as exc:
+            link.send(opcode, payload, deadline)
+        except TimeoutError:
+            raise WebSocketFailure("timeout", "send did not finish in time") from None
+        except LinkClosed as exc:
             raise WebSocketFailure("disconnect", f"send failed: {exc}") from None
-        ws.abort()
-        raise WebSocketFailure("timeout", "send did not finish in time")
+
+    # Waiting: a waiting request reads the connection itself when the read turn is free
+
+    def _await_outcome(self, waiter: _Waiter, deadline: float | None) -> tuple[Message, int] | BaseException | None:
+        """The waiter's outcome, or None when ``deadline`` passed first.
+
+        Takes the read turn when it is free (or already ours: a push handler's nested request) and reads
+        until this waiter is settled; otherwise sleeps until settled or until the turn is handed over.
+        """
+        me = gevent.getcurrent()
+        while waiter.outcome is None:
+            remaining = None if deadline is None else deadline - time.perf_counter()
+            if remaining is not None and remaining <= 0:
+                break
+            link = self._link
+            if link is not None and (self._reading is None or self._reading is me):
+                nested = self._reading is me
+                if not nested:
+                    self._reading = me
+                    link.watcher.stop()
+                try:
+                    self._read_until_settled(link, waiter, deadline)
+                finally:
+                    if not nested and self._reading is me:
+                        self._pass_read_turn()
+                break
+            if not waiter.wait(remaining):
+                break
+        return waiter.outcome
+
+    def _read_until_settled(self, link: Link, waiter: _Waiter, deadline: float | None) -> None:
+        """Read and dispatch frames until ``waiter`` is settled, the link is gone, or ``deadline`` passed."""
+        while waiter.outcome is None and self._link is link:
+            if not link.pending():
+                remaining = None if deadline is None else deadline - time.perf_counter()
+                if remaining is not None and remaining <= 0:
+                    return
+                if not waiter.wait(remaining, link.watcher) or waiter.outcome is not None:
+                    return
+                if self._link is not link:
+                    return
+            self._receive(link, deadline)
+
+    def _pass_read_turn(self) -> None:
+        """Give up the read turn: the socket's watcher takes it back, and one waiting request is told it is free.
+
+        Both: the watcher covers a turn handed to a request that is never resumed (its user was killed).
+        """
+        self._reading = None
+        link = self._link
+        if link is None:
+            return
+        link.watcher.start(self._on_readable)
+        for waiter in self._waiters():
+            if waiter.waiting:
+                waiter.nudge()
+                return
+
+    def _waiters(self) -> Iterator[_Waiter]:
+        yield from self._by_id.values()
+        yield from self._matchers
+        yield from self._pongs.values()
 
     def _forget(self, waiter: _Waiter, key: Any, started: float) -> None:
         """Stop waiting; an id-correlated request given up unanswered leaves its id to recognise a late reply."""
@@ -552,36 +590,37 @@ class WebSocketSession:
         assert ws.sock is not None
         ws.sock.settimeout(None)  # reads happen when the socket is readable; sends are bounded per request
         self._fire("connect", started, 0, None)
-        self._ws = ws
+        link = Link(ws.sock, ws.getsubprotocol())
+        self._link = link
+        self._reading = None
         self._connected_at = self._last_received = time.perf_counter()
         self._pinged_at = None
         self._drop_reason = None
         self._counts.open += 1
-        self._watcher = gevent.get_hub().loop.io(ws.sock.fileno(), 1)
-        self._watcher.start(self._on_readable)
+        link.watcher.start(self._on_readable)
         if self.settings.ping_interval is not None:
             self._arm_keepalive(self.settings.ping_interval)
         self._ready.set()
         return True
 
-    def _lost(self, ws: WebSocket, detail: str | None) -> None:
+    def _lost(self, link: Link, detail: str | None) -> None:
         """The connection ended: count it, record an unexpected end, fail its waiters, then reconnect."""
-        if self._ws is not ws:
+        if self._link is not link:
             return
-        self._ws = None
+        self._link = None
+        self._reading = None
         self._ready.clear()
         self._counts.open -= 1
-        for watcher in (self._watcher, self._keepalive):
-            if watcher is not None:
-                watcher.close()
-        self._watcher = self._keepalive = None
-        ws.shutdown()
+        if self._keepalive is not None:
+            self._keepalive.close()
+            self._keepalive = None
+        link.close()
         self._budget.release()
         failure = WebSocketFailure("disconnect", detail or "closed by the client")
         if detail is not None and not self._closing:
             self._counts.drops += 1
             self._fire("disconnect", self._connected_at, 0, failure)
-        waiters = [*self._by_id.values(), *self._matchers, *self._pongs.values()]
+        waiters = list(self._waiters())
         self._by_id.clear()
         self._abandoned.clear()
         self._matchers.clear()
@@ -597,71 +636,82 @@ class WebSocketSession:
             self._connector = gevent.spawn(self._connect_loop, True)
 
     def _shutdown(self) -> None:
-        for greenlet in (self._connector, self._reader):
-            if greenlet is not None and greenlet is not gevent.getcurrent():
-                greenlet.kill()
-        ws = self._ws
-        if ws is not None:
-            with gevent.Timeout(CLOSE_SEND_TIMEOUT_S, False), contextlib.suppress(OSError, WebSocketException):
-                ws.send_close()
-            self._lost(ws, None)
+        connector = self._connector
+        if connector is not None and connector is not gevent.getcurrent():
+            connector.kill()
+        link = self._link
+        if link is not None:
+            self._send_control(link, OP_CLOSE, struct.pack("!H", 1000))
+            self._lost(link, None)
         self._stopped = True
         self._ready.set()
 
-    # Receiving: a greenlet is spawned when the socket turns readable and lives while replies are awaited
+    def _send_control(self, link: Link, opcode: int, payload: bytes) -> None:
+        """Send a close, pong or keepalive ping; a link too broken to take it is the reader's to record."""
+        with contextlib.suppress(LinkClosed, TimeoutError):
+            link.send(opcode, payload, time.perf_counter() + CONTROL_SEND_TIMEOUT_S)
+
+    # Receiving: whoever holds the read turn; a short-lived greenlet when the socket turns readable while idle
 
     def _on_readable(self) -> None:
-        """Runs on the hub: hand the socket to a reader greenlet; the watcher rests until that one is done."""
-        if self._watcher is not None:
-            self._watcher.stop()
-        self._reader = gevent.spawn(self._read, self._ws)
+        """Runs on the hub while nobody holds the read turn: a reader greenlet takes it to read what came."""
+        link = self._link
+        if link is None:
+            return
+        link.watcher.stop()
+        self._reading = gevent.spawn(self._read_idle, link)
 
-    def _read(self, ws: WebSocket) -> None:
-        """Read frames while there are any or while someone waits for one; then watch the socket again."""
-        sock = ws.sock
+    def _read_idle(self, link: Link) -> None:
         try:
-            while True:
-                detail = self._read_frame(ws)
-                if detail is not None:
-                    self._lost(ws, detail)
-                    return
-                if not (self._by_id or self._matchers or self._pongs) and not (
-                    isinstance(sock, ssl.SSLSocket) and sock.pending()
-                ):
-                    break
-        except (OSError, WebSocketConnectionClosedException):
-            self._lost(ws, self._drop_reason or close_code_text(1006))
-            return
-        except UnicodeDecodeError:
-            self._lost(ws, "protocol error: a text frame that is not UTF-8")
-            return
-        except WebSocketException as exc:  # a malformed frame: nothing after it can be trusted
-            self._lost(ws, f"protocol error: {str(exc)[:60]}")
-            return
+            self._receive(link)
         finally:
-            self._reader = None
-        if self._ws is ws and self._watcher is not None:
-            self._watcher.start(self._on_readable)
+            if self._reading is gevent.getcurrent():
+                self._pass_read_turn()
 
-    def _read_frame(self, ws: WebSocket) -> str | None:
-        """Read one message or control frame and dispatch it; a close frame's code and reason end the read."""
-        opcode, frame = ws.recv_data_frame(True)
+    def _receive(self, link: Link, deadline: float | None = None) -> None:
+        """One read (plus what TLS already decrypted), each frame dispatched; a broken link is recorded as lost."""
+        try:
+            frames = link.receive(deadline)
+            while link.pending():
+                frames += link.receive(deadline)
+        except LinkClosed:
+            self._lost(link, self._drop_reason or close_code_text(1006))
+            return
+        except ProtocolError as exc:
+            self._lost(link, f"protocol error: {str(exc)[:60]}")
+            return
+        if not frames:
+            return
         self._last_received = time.perf_counter()
-        if opcode == ABNF.OPCODE_TEXT or opcode == ABNF.OPCODE_BINARY:
-            self._dispatch(self._decode(opcode, frame.data), len(frame.data))
-        elif opcode == ABNF.OPCODE_PONG:
-            if frame.data == _KEEPALIVE_TOKEN and self._pinged_at is not None:
-                self._fire(KEEPALIVE, self._pinged_at, len(frame.data), None)
+        for opcode, payload in frames:
+            if self._link is not link:
+                return  # a close frame ended it
+            self._handle_frame(link, opcode, payload)
+
+    def _handle_frame(self, link: Link, opcode: int, payload: bytes) -> None:
+        """Dispatch a message; answer a ping; settle a pong's waiter; a close frame's code and reason end the link."""
+        if opcode in (OP_TEXT, OP_BINARY):
+            try:
+                message = self._decode(opcode, payload)
+            except UnicodeDecodeError:
+                self._lost(link, "protocol error: a text frame that is not UTF-8")
+                return
+            self._dispatch(message, len(payload))
+        elif opcode == OP_PONG:
+            if payload == _KEEPALIVE_TOKEN and self._pinged_at is not None:
+                self._fire(KEEPALIVE, self._pinged_at, len(payload), None)
                 self._pinged_at = None
                 assert self.settings.ping_interval is not None
                 self._arm_keepalive(self.settings.ping_interval)
             else:
-                waiter = self._pongs.pop(frame.data, None)
+                waiter = self._pongs.pop(payload, None)
                 if waiter is not None:
                     waiter.set((None, 0))
-        elif opcode == ABNF.OPCODE_CLOSE:
-            return _close_detail(frame.data)
-        return None
+        elif opcode == OP_PING:
+            self._send_control(link, OP_PONG, payload)
+        elif opcode == OP_CLOSE:
+            self._send_control(link, OP_CLOSE, payload[:2])
+            self._lost(link, _close_detail(payload))
 
     # Keepalive: a timer per connection; a short-lived greenlet sends each ping
 
@@ -673,29 +723,25 @@ class WebSocketSession:
 
     def _on_keepalive_due(self) -> None:
         """Runs on the hub: ping after ``ping_interval`` of silence; drop the link when a pong is overdue."""
-        ws = self._ws
+        link = self._link
         interval = self.settings.ping_interval
-        if ws is None or interval is None:
+        if link is None or interval is None:
             return
         if self._pinged_at is not None:
             self._drop_reason = f"no pong within {self.settings.ping_timeout:g} s"
-            ws.abort()  # the reader sees the end of the stream and records the drop with this reason
+            link.abort()  # the reader sees the end of the stream and records the drop with this reason
             return
         idle = time.perf_counter() - self._last_received
         if idle < interval:
             self._arm_keepalive(interval - idle)
             return
         self._pinged_at = time.perf_counter()
-        gevent.spawn(self._send_keepalive, ws)
+        gevent.spawn(self._send_control, link, OP_PING, _KEEPALIVE_TOKEN)
         self._arm_keepalive(self.settings.ping_timeout)
 
-    def _send_keepalive(self, ws: WebSocket) -> None:
-        with contextlib.suppress(OSError, WebSocketException):  # a broken link is the reader's to record
-            ws.ping(_KEEPALIVE_TOKEN)
-
     def _decode(self, opcode: int, data: bytes) -> Message:
-        if opcode == ABNF.OPCODE_BINARY:
-            return bytes(data)
+        if opcode == OP_BINARY:
+            return data
         text = data.decode("utf-8")
         if self.settings.decode_json:
             try:

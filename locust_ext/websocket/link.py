@@ -1,0 +1,129 @@
+"""An open WebSocket connection after its handshake: whole frames out, buffered frames in, the socket's watcher.
+
+websocket-client performs the opening handshake (TCP, TLS, HTTP upgrade, headers, subprotocols); from then on
+the session speaks RFC 6455 frames through a :class:`Link`. A frame goes out in one non-blocking ``send``
+whenever the kernel's buffer takes it whole, which it nearly always does; one ``recv`` hands every frame it
+holds to a :class:`FrameReader`. websocket-client needs a ``recv`` per header and per payload, plus a blocking
+wrapper around each, which made its frame layer the largest share of an echo round trip's cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import time
+from typing import Any
+
+import gevent
+from gevent.hub import get_hub
+from gevent.lock import Semaphore
+
+from locust_ext.websocket.frames import FrameReader, encode_frame
+
+__all__ = ["RECV_BYTES", "Link", "LinkClosed"]
+
+#: Bytes asked of the socket per read: many small frames at once, and still below glibc's mmap threshold.
+RECV_BYTES = 65536
+
+
+class LinkClosed(Exception):
+    """The connection can carry no more frames; the message says why in a few words."""
+
+
+class Link:
+    """One connected socket speaking WebSocket frames; ``watcher`` is the hub's read watcher on it.
+
+    Writers never interleave frames: a second writer waits for the first (bounded by its deadline). Reading
+    is the session's business: it calls :meth:`receive` only when the socket is readable or :meth:`pending`.
+    """
+
+    __slots__ = ("_os_socket", "_writing", "frames", "sock", "subprotocol", "tls", "watcher")
+
+    def __init__(self, sock: Any, subprotocol: str | None) -> None:
+        self.sock = sock
+        self.subprotocol = subprotocol
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        #: The non-blocking OS socket inside gevent's wrapper, for sends and reads that must never wait.
+        self._os_socket = None if self.tls else sock._sock
+        self.frames = FrameReader()
+        self.watcher = get_hub().loop.io(sock.fileno(), 1)
+        self._writing = Semaphore()
+
+    def send(self, opcode: int, payload: bytes, deadline: float | None) -> None:
+        """Send one frame whole by ``deadline`` (``time.perf_counter`` seconds; None: no limit).
+
+        Raises :class:`LinkClosed` when the socket fails, and ``TimeoutError`` when the frame could not go in
+        time; a frame cut in half leaves the stream unusable, so that also aborts the connection.
+        """
+        data = encode_frame(opcode, payload)
+        writing = self._writing
+        if not writing.acquire(blocking=False):
+            timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
+            if not writing.acquire(timeout=timeout):
+                raise TimeoutError("another frame was still being sent")
+        try:
+            sent = 0
+            if self._os_socket is not None:
+                try:
+                    sent = self._os_socket.send(data)
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    raise LinkClosed(exc.strerror or type(exc).__name__) from None
+                if sent == len(data):
+                    return
+            rest = memoryview(data)[sent:]
+            try:
+                if deadline is None:
+                    self.sock.sendall(rest)
+                    return
+                with gevent.Timeout(max(0.0, deadline - time.perf_counter()), False):
+                    self.sock.sendall(rest)
+                    return
+            except OSError as exc:
+                raise LinkClosed(exc.strerror or type(exc).__name__) from None
+        finally:
+            writing.release()
+        self.abort()
+        raise TimeoutError("send did not finish in time")
+
+    def receive(self, deadline: float | None = None) -> list[tuple[int, bytes]]:
+        """One read: the messages and control frames it completes, in order (``[]``: nothing complete yet).
+
+        Raises :class:`LinkClosed` at the end of the stream, and ``frames.ProtocolError`` for a broken frame.
+        A TLS read may wait for the rest of a record, at most until ``deadline``.
+        """
+        try:
+            if self._os_socket is not None:
+                data = self._os_socket.recv(RECV_BYTES)
+            elif deadline is None:
+                data = self.sock.recv(RECV_BYTES)
+            else:
+                data = b""
+                with gevent.Timeout(max(0.0, deadline - time.perf_counter()), False):
+                    data = self.sock.recv(RECV_BYTES)
+                if not data and time.perf_counter() >= deadline:
+                    return []
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return []
+        except OSError as exc:
+            raise LinkClosed(exc.strerror or type(exc).__name__) from None
+        if not data:
+            raise LinkClosed("end of stream")
+        return self.frames.feed(data)
+
+    def pending(self) -> bool:
+        """TLS bytes already decrypted and waiting: the socket will not turn readable for them."""
+        return self.tls and self.sock.pending() > 0
+
+    def abort(self) -> None:
+        """Cut the connection without a close frame; whoever reads next sees the end of the stream."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """Release the watcher and the socket."""
+        self.watcher.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
