@@ -25,23 +25,22 @@ class CallsInFlight:
 
     def __init__(self) -> None:
         self._count = 0
-        self._none = Event()
-        self._none.set()
         self._refusing = False
+        #: Set when the last call ends after refusing began; untouched per call until then (it is on the hot path).
+        self._none_left = Event()
 
     def starting(self) -> None:
         """A call is about to start; raises StopUser once the user is being stopped."""
         if self._refusing:
             raise StopUser()
         self._count += 1
-        self._none.clear()
 
     def ended(self) -> None:
         self._count -= 1
-        if not self._count:
-            self._none.set()
+        if not self._count and self._refusing:
+            self._none_left.set()
 
     def refuse_and_wait(self, grace_s: float) -> bool:
         """Refuse new calls and wait up to ``grace_s`` for those in flight; True if none is left."""
         self._refusing = True
-        return self._none.wait(grace_s)
+        return not self._count or self._none_left.wait(grace_s)

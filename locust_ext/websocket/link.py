@@ -58,33 +58,39 @@ class Link:
         """
         data = encode_frame(opcode, payload)
         writing = self._writing
-        if not writing.acquire(blocking=False):
-            timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
-            if not writing.acquire(timeout=timeout):
-                raise TimeoutError("another frame was still being sent")
-        try:
-            sent = 0
-            if self._os_socket is not None:
-                try:
-                    sent = self._os_socket.send(data)
-                except BlockingIOError:
-                    pass
-                except OSError as exc:
-                    raise LinkClosed(exc.strerror or type(exc).__name__) from None
-                if sent == len(data):
-                    return
-            rest = memoryview(data)[sent:]
-            try:
-                if deadline is None:
-                    self.sock.sendall(rest)
-                    return
-                with gevent.Timeout(max(0.0, deadline - time.perf_counter()), False):
-                    self.sock.sendall(rest)
-                    return
+        if self._os_socket is not None and not writing.locked():
+            try:  # no frame is half-sent: the whole frame in one non-blocking send, no waiting and no lock
+                sent = self._os_socket.send(data)
+            except BlockingIOError:
+                sent = 0
             except OSError as exc:
                 raise LinkClosed(exc.strerror or type(exc).__name__) from None
+            if sent == len(data):
+                return
+            writing.acquire()  # free (nothing yielded since locked()): the rest goes before any other frame
+            try:
+                self._send_rest(memoryview(data)[sent:], deadline)
+            finally:
+                writing.release()
+            return
+        if not writing.acquire(timeout=None if deadline is None else max(0.0, deadline - time.perf_counter())):
+            raise TimeoutError("another frame was still being sent")
+        try:
+            self._send_rest(data, deadline)
         finally:
             writing.release()
+
+    def _send_rest(self, data: bytes | memoryview, deadline: float | None) -> None:
+        """Send ``data`` (waiting for the socket as needed) while holding the write lock; abort when late."""
+        try:
+            if deadline is None:
+                self.sock.sendall(data)
+                return
+            with gevent.Timeout(max(0.0, deadline - time.perf_counter()), False):
+                self.sock.sendall(data)
+                return
+        except OSError as exc:
+            raise LinkClosed(exc.strerror or type(exc).__name__) from None
         self.abort()
         raise TimeoutError("send did not finish in time")
 
