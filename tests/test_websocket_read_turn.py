@@ -1,0 +1,451 @@
+"""A WebSocket session's read turn and frame layer: concurrent and cancelled requests, server control frames, TLS."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import selectors
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import gevent
+import locust  # noqa: F401 - patches the standard library (threading too) before sockets are made
+import pytest
+from locust.env import Environment
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import ServerConnection, serve
+
+from locust_ext import WebSocketUser
+from locust_ext.testing import Backend, running_backend
+from locust_ext.websocket import WebSocketFailure, WebSocketSession
+from locust_ext.websocket.gauges import counts_for
+from tests.test_websocket_user import EchoUser, Recorder, open_session, server_stats, session_greenlets, wait_for
+from tests.tls_certs import make_pki
+
+
+class Scripted(WebSocketUser):
+    """Sessions against the scripted servers below: no reconnect, so a drop is the end of the story."""
+
+    reconnect = None
+    request_timeout = 5.0
+
+
+@pytest.fixture
+def environment() -> Environment:
+    return Environment(user_classes=[EchoUser])
+
+
+@pytest.fixture
+def recorder(environment: Environment) -> Recorder:
+    return Recorder(environment)
+
+
+@pytest.fixture
+def ws(environment: Environment, recorder: Recorder, ws_backend: Backend) -> Iterator[WebSocketSession]:
+    session = open_session(environment, ws_backend.url)
+    yield session
+    session.close()
+
+
+def read_turn(session: WebSocketSession) -> Any:
+    """The greenlet whose turn it is to read the connection (a private attribute: the turn is what is tested)."""
+    return session._reading
+
+
+def outcomes(recorder: Recorder, name: str) -> list[str | None]:
+    return [failure for _, failure, _ in recorder.named(name)]
+
+
+@contextmanager
+def scripted_server(handler: Callable[[ServerConnection], None]) -> Iterator[str]:
+    """A ``websockets`` server on a loopback port running ``handler`` per connection; yields its URL."""
+    server = serve(handler, "127.0.0.1", 0, compression=None)
+    url = f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
+    # As in test_websocket_user_handshake.echo_server: gevent's default selector keeps a watcher on a file
+    # websockets closes while still registered, and libev aborts the process once the number is reused.
+    with patch.object(selectors, "DefaultSelector", selectors.SelectSelector):
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield url
+        finally:
+            server.shutdown()
+            thread.join(10)
+
+
+# Many greenlets sharing one connection
+
+
+def test_every_reply_of_many_concurrent_requests_reaches_its_own_request_and_all_are_counted(
+    environment: Environment, ws: WebSocketSession, ws_backend: Backend, recorder: Recorder
+) -> None:
+    greenlets, requests_each = 50, 20
+    rng = random.Random(6455)
+    delays = [[rng.choice((0, 0, 0, 5, 20, 40)) for _ in range(requests_each)] for _ in range(greenlets)]
+    wrong: list[str] = []
+    server_stats(ws_backend, reset=True)
+    runner = environment.create_local_runner()  # hooks Locust's own statistics to the request event
+
+    def user(number: int) -> None:
+        for n in range(requests_each):
+            tag = f"{number}:{n}"
+            message: dict[str, Any] = {"type": "echo", "payload": tag}
+            if delays[number][n]:
+                message["fault"] = {"delay_ms": delays[number][n]}  # its reply overtaken by later ones
+            if n % 4 == 0:
+                message["id"] = f"own {tag}"  # ids chosen by the caller, besides the session's own
+            reply = ws.request(message, name="echo")
+            if reply["payload"] != tag or reply["id"] != message.get("id", reply["id"]):
+                wrong.append(f"{tag} got {reply}")
+        data = f"binary {number}".encode()
+        if ws.request(data, name="binary", match=lambda message: message == data) != data:
+            wrong.append(f"binary {number}")
+        ws.ping()
+
+    tasks = [gevent.spawn(user, number) for number in range(greenlets)]
+    try:
+        gevent.joinall(tasks, timeout=30, raise_error=True)
+    finally:
+        runner.quit()
+
+    assert all(task.successful() for task in tasks)
+    assert wrong == []
+    sent = greenlets * requests_each
+    assert outcomes(recorder, "echo") == [None] * sent
+    assert outcomes(recorder, "binary") == [None] * greenlets
+    assert outcomes(recorder, "ping") == [None] * greenlets
+    assert {name for name, _, _ in recorder.events} == {"connect", "echo", "binary", "ping"}  # no push, no late
+    stats = environment.stats.get("echo", "websocket")
+    assert (stats.num_requests, stats.num_failures) == (sent, 0)
+    served = server_stats(ws_backend)
+    assert served["requests"]["echo"] == sent and served["sent_text"] == sent
+    assert served["injected_delays"] == sum(1 for row in delays for delay in row if delay)
+    assert served["received_binary"] == served["sent_binary"] == greenlets
+
+
+# The read turn changing hands
+
+
+def test_killing_the_request_that_holds_the_read_turn_passes_the_turn_to_the_waiting_ones(
+    ws: WebSocketSession, recorder: Recorder
+) -> None:
+    holder = gevent.spawn(ws.request, {"type": "echo", "fault": {"delay_ms": 400}}, name="holder")
+    gevent.sleep(0.05)
+    assert read_turn(ws) is holder  # the first request to wait took the turn
+    waiting = [
+        gevent.spawn(ws.request, {"type": "echo", "payload": n, "fault": {"delay_ms": 150}}, name="waiting")
+        for n in range(3)
+    ]
+    gevent.sleep(0.05)
+    holder.kill()
+    assert read_turn(ws) in (None, *waiting)
+    gevent.sleep(0.02)
+    assert read_turn(ws) in waiting  # handed to a waiting request, not to the idle reader
+
+    assert [task.get(timeout=5)["payload"] for task in waiting] == [0, 1, 2]
+    assert outcomes(recorder, "holder") == ["cancelled: user stopped mid-request"]
+    assert outcomes(recorder, "waiting") == [None, None, None]
+    wait_for(lambda: recorder.named("late reply"))  # the killed request's reply still comes, and is not lost
+    assert outcomes(recorder, "late reply") == ["late: reply after its request gave up"]
+    assert ws.request({"type": "echo", "payload": "after"}, name="after")["payload"] == "after"
+
+
+def test_a_turn_handed_to_a_request_killed_at_the_same_moment_still_reaches_the_others(
+    ws: WebSocketSession, recorder: Recorder
+) -> None:
+    holder = gevent.spawn(ws.request, {"type": "echo", "fault": {"delay_ms": 400}}, name="holder")
+    gevent.sleep(0.05)
+    next_in_line = gevent.spawn(ws.request, {"type": "echo", "fault": {"delay_ms": 400}}, name="next in line")
+    gevent.sleep(0.02)
+    survivor = gevent.spawn(
+        ws.request, {"type": "echo", "payload": "kept", "fault": {"delay_ms": 150}}, name="survivor", timeout=2
+    )
+    gevent.sleep(0.02)
+    holder.kill(block=False)  # the holder hands the turn to the next in line, which is being killed too
+    next_in_line.kill(block=False)
+    started = time.perf_counter()
+
+    assert survivor.get(timeout=5)["payload"] == "kept"
+    assert time.perf_counter() - started < 1.0  # its reply, not its timeout
+    assert outcomes(recorder, "holder") == ["cancelled: user stopped mid-request"]
+    assert outcomes(recorder, "next in line") == ["cancelled: user stopped mid-request"]
+    assert outcomes(recorder, "survivor") == [None]
+
+
+def test_a_request_that_times_out_holding_the_turn_hands_it_to_the_next_waiting_request(
+    ws: WebSocketSession, recorder: Recorder
+) -> None:
+    impatient = gevent.spawn(ws.request, {"type": "echo", "fault": {"delay_ms": 400}}, name="impatient", timeout=0.1)
+    gevent.sleep(0.03)
+    assert read_turn(ws) is impatient
+    holders: list[Any] = []
+    sample = gevent.spawn_later(0.15, lambda: holders.append(read_turn(ws)))  # after the timeout, before the reply
+
+    reply = ws.request({"type": "echo", "payload": "patient", "fault": {"delay_ms": 250}}, name="patient", timeout=3)
+
+    sample.join(1)
+    assert reply["payload"] == "patient"
+    assert holders == [gevent.getcurrent()]
+    with pytest.raises(WebSocketFailure, match=r"^timeout: no reply within 0.1 s$"):
+        impatient.get(timeout=5)
+    assert outcomes(recorder, "impatient") == ["timeout: no reply within 0.1 s"]
+    assert outcomes(recorder, "patient") == [None]
+    wait_for(lambda: recorder.named("late reply"))
+    assert outcomes(recorder, "late reply") == ["late: reply after its request gave up"]
+
+
+# Pushes
+
+
+def test_a_push_handler_that_raises_fails_that_push_only_and_the_session_goes_on(
+    ws: WebSocketSession, recorder: Recorder
+) -> None:
+    handled_on: list[Any] = []
+
+    def handler(message: dict[str, Any]) -> None:
+        handled_on.append(gevent.getcurrent())
+        if message["seq"] % 2:
+            raise ValueError(f"odd {message['seq']}")
+
+    ws.on("stream", handler)
+    ws.send({"type": "stream", "count": 5, "interval_ms": 20, "id": "feed"}, name="stream")
+    # The pushes arrive while this request waits for a slower reply: the request's greenlet reads them.
+    assert ws.request({"type": "echo", "payload": "busy", "fault": {"delay_ms": 200}}, name="busy")["payload"] == "busy"
+
+    assert outcomes(recorder, "push stream") == [
+        None,
+        "error: push handler raised ValueError: odd 1",
+        None,
+        "error: push handler raised ValueError: odd 3",
+        None,
+    ]
+    assert handled_on == [gevent.getcurrent()] * 5  # the greenlet holding the turn runs the handlers
+    assert outcomes(recorder, "busy") == [None]
+    assert ws.request({"type": "echo", "payload": "next"})["payload"] == "next"
+    ws.send({"type": "stream", "count": 1, "id": "idle feed"}, name="stream")
+    wait_for(lambda: len(handled_on) == 6)
+    assert len(handled_on) == 6 and handled_on[5] is not gevent.getcurrent()  # idle: a short-lived reader
+    assert outcomes(recorder, "push stream")[5] is None
+
+
+# Control frames and fragments from a server scripted here
+
+
+PING_PAYLOADS = [bytes(range(125)), b"\x00\xff idle", b""]  # the largest a control frame carries, binary, empty
+
+
+def test_server_pings_are_answered_with_pongs_carrying_the_same_payload_while_waiting_and_while_idle(
+    environment: Environment, recorder: Recorder
+) -> None:
+    def handler(connection: ServerConnection) -> None:
+        for raw in connection:
+            request = json.loads(raw)
+            # While the request waits for this reply, its greenlet holds the turn and must answer the ping.
+            ponged = connection.ping(PING_PAYLOADS[0]).wait(2)  # set only by a pong with this very payload
+            connection.send(json.dumps({"type": "pinged", "id": request["id"], "ponged": ponged}))
+            for payload in PING_PAYLOADS[1:]:
+                time.sleep(0.05)  # the client is idle now: its io watcher must wake a reader
+                connection.send(json.dumps({"type": "idle pinged", "ponged": connection.ping(payload).wait(2)}))
+
+    pushes: list[Any] = []
+    with scripted_server(handler) as url:
+        session = open_session(environment, url, Scripted)
+        session.on("idle pinged", pushes.append)
+        reply = session.request({"type": "ping me"}, name="ping me")
+        wait_for(lambda: len(pushes) == 2)
+        session.close()
+
+    assert reply["ponged"] is True
+    assert pushes == [{"type": "idle pinged", "ponged": True}] * 2
+    assert outcomes(recorder, "ping me") == [None]
+    assert outcomes(recorder, "push idle pinged") == [None, None]
+    assert recorder.named("disconnect") == []
+
+
+def test_fragmented_server_messages_arrive_whole_as_replies_and_pushes(
+    environment: Environment, recorder: Recorder
+) -> None:
+    text = "fragments of héllo wörld ✓ " * 40
+    pongs: list[bool] = []
+
+    def handler(connection: ServerConnection) -> None:
+        for raw in connection:
+            if isinstance(raw, bytes):  # a binary request: its reply in three binary fragments
+                connection.send([raw[:1], raw[1:300], raw[300:]])
+                continue
+            reply = json.dumps({"type": "fragmented", "id": json.loads(raw)["id"], "text": text})
+
+            def fragments(reply: str = reply) -> Iterator[str]:
+                yield reply[:7]
+                pinged = connection.ping(b"between fragments")  # a control frame inside the message
+                yield reply[7:500]
+                yield reply[500:]
+                pongs.append(pinged.wait(2))
+
+            connection.send(fragments())
+            # A push in UTF-8 bytes cut inside a two-byte character: valid only once reassembled.
+            push = json.dumps({"type": "split", "text": "é" * 20}, ensure_ascii=False).encode()
+            cut = push.index("é".encode()) + 1
+            connection.send([push[:cut], push[cut:]], text=True)
+
+    pushes: list[Any] = []
+    binary = bytes(range(256)) * 4
+    with scripted_server(handler) as url:
+        session = open_session(environment, url, Scripted)
+        session.on("split", pushes.append)
+        reply = session.request({"type": "fragmented"}, name="text")
+        echoed = session.request(binary, name="binary", match=lambda message: isinstance(message, bytes))
+        wait_for(lambda: pushes)
+        session.close()
+
+    assert reply["text"] == text
+    assert echoed == binary
+    assert pongs == [True]
+    assert pushes == [{"type": "split", "text": "é" * 20}]
+    assert outcomes(recorder, "text") == [None]
+    assert recorder.named("binary") == [("binary", None, len(binary))]
+    assert recorder.named("disconnect") == []
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "recorded", "while_waiting"),
+    [
+        (4000, "kicked", "disconnect: 4000 kicked", True),
+        (1001, "", "disconnect: 1001 going away", False),
+    ],
+    ids=["custom code while a request waits", "going away while idle"],
+)
+def test_a_server_close_frame_is_echoed_and_recorded_as_a_disconnect_with_its_code(
+    environment: Environment, recorder: Recorder, code: int, reason: str, recorded: str, while_waiting: bool
+) -> None:
+    echoed: list[Any] = []
+
+    def handler(connection: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):  # raised by the loop when the close code is not 1000/1001
+            for _ in connection:
+                if not while_waiting:
+                    time.sleep(0.05)
+                connection.close(code, reason)  # returns once the client answered the close and hung up
+        echoed.append(connection.protocol.close_rcvd)
+
+    with scripted_server(handler) as url:
+        session = open_session(environment, url, Scripted)
+        if while_waiting:
+            with pytest.raises(WebSocketFailure) as failed:
+                session.request({"type": "please close"}, name="closed")
+            assert str(failed.value) == recorded
+            assert outcomes(recorder, "closed") == [recorded]
+        else:
+            session.send({"type": "please close"}, name="closed")
+            wait_for(lambda: recorder.named("disconnect"))
+        wait_for(lambda: echoed)
+        session.close()
+
+    assert outcomes(recorder, "disconnect") == [recorded]
+    assert [(frame.code, frame.reason) for frame in echoed] == [(code, "")]  # the client echoed the code
+    assert not session.connected and counts_for(environment).open == 0
+
+
+@pytest.mark.parametrize(
+    ("frame", "recorded"),
+    [
+        (b"\x81\x02\xff\xfe", "disconnect: protocol error: a text frame that is not UTF-8"),
+        (b"\x8f\x00", "disconnect: protocol error: reserved opcode 0xf"),
+        (b"\xc1\x01x", "disconnect: protocol error: reserved bits set with no extension negotiated"),
+    ],
+    ids=["text not UTF-8", "reserved opcode", "reserved bit"],
+)
+def test_a_broken_server_frame_ends_the_connection_as_a_protocol_error(
+    environment: Environment, recorder: Recorder, frame: bytes, recorded: str
+) -> None:
+    def handler(connection: ServerConnection) -> None:
+        for _ in connection:
+            connection.socket.sendall(frame)  # raw bytes: websockets itself would never send these
+
+    with scripted_server(handler) as url:
+        session = open_session(environment, url, Scripted)
+        with pytest.raises(WebSocketFailure) as failed:
+            session.request({"type": "break"}, name="broken")
+        session.close()
+
+    assert str(failed.value) == recorded
+    assert outcomes(recorder, "broken") == [recorded]
+    assert outcomes(recorder, "disconnect") == [recorded]
+
+
+# TLS
+
+
+def test_large_binary_messages_round_trip_over_tls_while_small_requests_share_the_connection(
+    environment: Environment, recorder: Recorder, tmp_path: Path
+) -> None:
+    pki = make_pki(tmp_path)
+
+    class Trusting(WebSocketUser):
+        tls_ca_file = str(pki.ca_cert)
+        request_timeout = 10.0
+
+    sizes = [200_000, 1_000_000, 200_000, 1_000_000]
+    payloads = [bytes([n]) * 16 + os.urandom(size - 16) for n, size in enumerate(sizes)]
+
+    def large(payload: bytes) -> bool:
+        return bool(session.request(payload, name="large", match=lambda message: message == payload) == payload)
+
+    def small(number: int) -> list[int]:
+        return [session.request({"type": "echo", "n": number * 100 + n}, name="small")["n"] for n in range(20)]
+
+    tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
+    with running_backend("websocket", tls) as backend:
+        session = open_session(environment, backend.url.replace("ws://", "wss://"), Trusting)
+        tasks = [gevent.spawn(large, payload) for payload in payloads]
+        chatter = [gevent.spawn(small, number) for number in range(3)]
+        gevent.joinall([*tasks, *chatter], timeout=20, raise_error=True)
+        session.close()
+
+    assert [task.value for task in tasks] == [True] * len(sizes)
+    assert [task.value for task in chatter] == [[number * 100 + n for n in range(20)] for number in range(3)]
+    assert sorted(length for _, _, length in recorder.named("large")) == sorted(sizes)
+    assert outcomes(recorder, "large") == [None] * len(sizes)
+    assert outcomes(recorder, "small") == [None] * 60
+    assert recorder.named("disconnect") == []
+
+
+# Leaks
+
+
+def test_closing_a_session_after_concurrent_killed_and_timed_out_requests_leaves_no_greenlet_or_fd(
+    environment: Environment, ws_backend: Backend, recorder: Recorder
+) -> None:
+    fds_before = len(os.listdir("/proc/self/fd"))
+    session = open_session(environment, ws_backend.url)
+
+    def chat(number: int) -> None:
+        for n in range(10):
+            session.request({"type": "echo", "n": n, "fault": {"delay_ms": (number * 7 + n) % 15}}, name="chat")
+        session.ping()
+
+    holder = gevent.spawn(session.request, {"type": "echo", "fault": {"delay_ms": 300}}, name="killed")
+    gevent.sleep(0.02)
+    tasks = [gevent.spawn(chat, number) for number in range(10)]
+    late = gevent.spawn(session.request, {"type": "echo", "fault": {"delay_ms": 200}}, name="late", timeout=0.05)
+    gevent.sleep(0.02)
+    holder.kill()
+    gevent.joinall([*tasks, late], timeout=10)
+    wait_for(lambda: len(recorder.named("late reply")) == 2)
+    session.close()
+
+    assert all(task.successful() for task in tasks)
+    assert outcomes(recorder, "chat") == [None] * 100
+    assert outcomes(recorder, "killed") == ["cancelled: user stopped mid-request"]
+    assert outcomes(recorder, "late") == ["timeout: no reply within 0.05 s"]
+    assert outcomes(recorder, "late reply") == ["late: reply after its request gave up"] * 2
+    assert counts_for(environment).open == 0
+    assert session_greenlets() == []
+    assert len(os.listdir("/proc/self/fd")) <= fds_before
