@@ -5,7 +5,7 @@
 For each connection count, two fresh Locust processes (LocalRunner, one core each via ``taskset``) open that
 many idle connections to the reference WebSocket backend (pinned to the other core): (a) a bare ``User``
 holding a websocket-client connection opened in ``on_start`` (the floor), (b) ``WebSocketUser`` with its
-receive greenlet and keepalive pings every 5 s. Each reports resident memory per connection
+socket watcher and keepalive pings every 5 s. Each reports resident memory per connection
 (RSS growth / connections) and the ramp rate (connections / time from start until all are open). The
 benchmark raises its own soft open-file limit to the hard one; the library never does.
 """
