@@ -11,8 +11,11 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 from collections.abc import Iterator
 
 import pytest
+from locust.env import Environment
 
 from locust_ext.testing import Backend, running_backend
+from locust_ext.websocket import WebSocketSession
+from tests.ws_sessions import EchoUser, Recorder, open_session
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +28,23 @@ def grpc_backend() -> Iterator[Backend]:
 def ws_backend() -> Iterator[Backend]:
     with running_backend("websocket") as backend:
         yield backend
+
+
+@pytest.fixture
+def environment() -> Environment:
+    """A fresh Locust environment for sessions built outside a run."""
+    return Environment(user_classes=[EchoUser])
+
+
+@pytest.fixture
+def recorder(environment: Environment) -> Recorder:
+    return Recorder(environment)
+
+
+@pytest.fixture
+def ws(environment: Environment, recorder: Recorder, ws_backend: Backend) -> Iterator[WebSocketSession]:
+    """A WebSocketUser session connected to the reference backend (test_websocket_backend has its own ``ws``:
+    a bare websocket-client connection)."""
+    session = open_session(environment, ws_backend.url)
+    yield session
+    session.close()

@@ -6,14 +6,11 @@ import contextlib
 import json
 import os
 import random
-import selectors
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 import gevent
 import locust  # noqa: F401 - patches the standard library (threading too) before sockets are made
@@ -26,8 +23,8 @@ from locust_ext import WebSocketUser
 from locust_ext.testing import Backend, running_backend
 from locust_ext.websocket import WebSocketFailure, WebSocketSession
 from locust_ext.websocket.gauges import counts_for
-from tests.test_websocket_user import EchoUser, Recorder, open_session, server_stats, session_greenlets, wait_for
 from tests.tls_certs import make_pki
+from tests.ws_sessions import Recorder, open_session, server_stats, serving, session_greenlets, wait_for
 
 
 class Scripted(WebSocketUser):
@@ -35,23 +32,6 @@ class Scripted(WebSocketUser):
 
     reconnect = None
     request_timeout = 5.0
-
-
-@pytest.fixture
-def environment() -> Environment:
-    return Environment(user_classes=[EchoUser])
-
-
-@pytest.fixture
-def recorder(environment: Environment) -> Recorder:
-    return Recorder(environment)
-
-
-@pytest.fixture
-def ws(environment: Environment, recorder: Recorder, ws_backend: Backend) -> Iterator[WebSocketSession]:
-    session = open_session(environment, ws_backend.url)
-    yield session
-    session.close()
 
 
 def read_turn(session: WebSocketSession) -> Any:
@@ -68,16 +48,8 @@ def scripted_server(handler: Callable[[ServerConnection], None]) -> Iterator[str
     """A ``websockets`` server on a loopback port running ``handler`` per connection; yields its URL."""
     server = serve(handler, "127.0.0.1", 0, compression=None)
     url = f"ws://127.0.0.1:{server.socket.getsockname()[1]}"
-    # As in test_websocket_user_handshake.echo_server: gevent's default selector keeps a watcher on a file
-    # websockets closes while still registered, and libev aborts the process once the number is reused.
-    with patch.object(selectors, "DefaultSelector", selectors.SelectSelector):
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield url
-        finally:
-            server.shutdown()
-            thread.join(10)
+    with serving(server):
+        yield url
 
 
 # Many greenlets sharing one connection

@@ -3,12 +3,8 @@ timeouts, drops and reconnects, close codes, binary frames, TLS, and Locust's co
 
 from __future__ import annotations
 
-import gc
-import json
 import os
 import resource
-import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,70 +14,22 @@ import pytest
 from locust import constant, task
 from locust.env import Environment
 
-from locust_ext import ReconnectPolicy, WebSocketUser
+from locust_ext import WebSocketUser
 from locust_ext.statsd.naming import error_class
 from locust_ext.testing import Backend, free_port, running_backend
 from locust_ext.websocket import WebSocketConfigError, WebSocketFailure, WebSocketSession
 from locust_ext.websocket.gauges import counts_for
 from locust_ext.websocket.preflight import FdBudget, preflight_messages
 from tests.tls_certs import make_pki
-
-QUICK_RECONNECT = ReconnectPolicy(initial_delay=0.05, max_delay=0.2)
-
-
-class Recorder:
-    """Every request event fired in one Environment, as (name, failure text or None, response length)."""
-
-    def __init__(self, environment: Environment) -> None:
-        self.events: list[tuple[str, str | None, int]] = []
-        environment.events.request.add_listener(self.on_request)
-
-    def on_request(self, name: str, exception: BaseException | None, response_length: int, **_: Any) -> None:
-        self.events.append((name, None if exception is None else str(exception), response_length))
-
-    def named(self, name: str) -> list[tuple[str, str | None, int]]:
-        return [event for event in self.events if event[0] == name]
-
-
-class EchoUser(WebSocketUser):
-    """Settings for sessions built by the tests; the tests drive ``self.ws`` themselves."""
-
-    reconnect = QUICK_RECONNECT
-    request_timeout = 5.0
-
-
-@pytest.fixture
-def environment() -> Environment:
-    return Environment(user_classes=[EchoUser])
-
-
-@pytest.fixture
-def recorder(environment: Environment) -> Recorder:
-    return Recorder(environment)
-
-
-def open_session(
-    environment: Environment, url: str, user_class: type[WebSocketUser] = EchoUser, *, wait: bool = True
-) -> WebSocketSession:
-    environment.host = url
-    session = user_class(environment).ws
-    session.start()
-    if wait:
-        assert session.wait_connected(10)
-    return session
-
-
-@pytest.fixture
-def ws(environment: Environment, recorder: Recorder, ws_backend: Backend) -> Iterator[WebSocketSession]:
-    session = open_session(environment, ws_backend.url)
-    yield session
-    session.close()
-
-
-def server_stats(backend: Backend, reset: bool = False) -> dict[str, Any]:
-    path = "/stats/reset" if reset else "/stats"
-    with urllib.request.urlopen(f"http://{backend.address}{path}", timeout=5) as response:
-        return dict(json.load(response))
+from tests.ws_sessions import (
+    QUICK_RECONNECT,
+    EchoUser,
+    Recorder,
+    open_session,
+    server_stats,
+    session_greenlets,
+    wait_for,
+)
 
 
 def test_a_fast_reply_overtakes_a_slow_one_on_the_same_connection(ws: WebSocketSession, recorder: Recorder) -> None:
@@ -124,13 +72,6 @@ def test_no_reply_in_time_is_a_timeout_failure_and_the_session_goes_on(
         ws.request({"type": "echo", "fault": {"delay_ms": 400}}, name="late", timeout=0.1)
     assert ws.request({"type": "echo", "payload": "next"})["payload"] == "next"
     assert recorder.named("late") == [("late", "timeout: no reply within 0.1 s", 0)]
-
-
-def wait_for(condition: Callable[[], object], polls: int = 500) -> None:
-    """Yield to the hub until ``condition()`` holds, at most ``polls`` times 10 ms."""
-    while not condition() and polls:
-        gevent.sleep(0.01)
-        polls -= 1
 
 
 def test_a_reply_after_its_request_timed_out_is_a_late_failure_never_a_success(
@@ -376,15 +317,3 @@ def test_locust_counts_equal_the_server_counters_and_nothing_leaks(ws_backend: B
     assert counts_for(environment).open == 0
     assert session_greenlets() == []
     assert len(os.listdir("/proc/self/fd")) <= fds_before
-
-
-def session_greenlets() -> list[gevent.Greenlet]:
-    """Live greenlets running a WebSocketSession method (connecting, reading, closing)."""
-    gc.collect()
-    return [
-        obj
-        for obj in gc.get_objects()
-        if isinstance(obj, gevent.Greenlet)
-        and not obj.dead
-        and isinstance(getattr(getattr(obj, "_run", None), "__self__", None), WebSocketSession)
-    ]

@@ -3,16 +3,13 @@ show the upgrade request's headers, negotiate a subprotocol, require a client ce
 
 from __future__ import annotations
 
-import selectors
 import socket
 import ssl
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
-from unittest.mock import patch
 
 import locust  # noqa: F401 - patches the standard library (threading too) before sockets are made
 from locust.env import Environment
@@ -20,8 +17,8 @@ from websockets.http11 import Request
 from websockets.sync.server import ServerConnection, serve
 
 from locust_ext import WebSocketUser
-from tests.test_websocket_user import Recorder, open_session
 from tests.tls_certs import make_pki
+from tests.ws_sessions import Recorder, open_session, serving
 
 
 @dataclass
@@ -48,17 +45,8 @@ def echo_server(
     server = serve(echo, "127.0.0.1", 0, ssl=ssl_context, subprotocols=subprotocols, process_request=keep)  # type: ignore[arg-type]
     port = server.socket.getsockname()[1]
     found = EchoServer(f"{'wss' if ssl_context else 'ws'}://127.0.0.1:{port}")
-    # serve_forever closes its shutdown socket while still registered with its selector. gevent's selector keeps
-    # a watcher on every registered file until it fires, so that watcher outlives the file, and libev aborts the
-    # process once the number is reused. SelectSelector (gevent's select here) keeps no watcher between calls.
-    with patch.object(selectors, "DefaultSelector", selectors.SelectSelector):
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield found
-        finally:
-            server.shutdown()
-            thread.join(10)
+    with serving(server):
+        yield found
 
 
 def test_origin_and_host_replace_the_clients_own_and_other_headers_arrive() -> None:

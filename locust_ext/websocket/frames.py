@@ -129,18 +129,13 @@ class FrameReader:
                 raise ProtocolError("masked frame from the server")
             size = second & 0x7F
             start = offset + 2
-            if size == 126:
-                if available < 4:
-                    needed = 4
+            if size >= 126:  # the length follows in 2 bytes (126) or 8 bytes (127)
+                length_bytes = 2 if size == 126 else 8
+                if available < 2 + length_bytes:
+                    needed = 2 + length_bytes
                     break
-                size = int.from_bytes(buffer[start : start + 2], "big")
-                start += 2
-            elif size == 127:
-                if available < 10:
-                    needed = 10
-                    break
-                size = int.from_bytes(buffer[start : start + 8], "big")
-                start += 8
+                size = int.from_bytes(buffer[start : start + length_bytes], "big")
+                start += length_bytes
             if size > MAX_MESSAGE_BYTES:
                 raise ProtocolError(f"frame of {size} bytes (more than {MAX_MESSAGE_BYTES})")
             stop = start + size
