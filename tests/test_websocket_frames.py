@@ -73,12 +73,12 @@ def test_masking_is_its_own_inverse_and_xors_the_repeated_key(size: int) -> None
 @pytest.mark.parametrize("size", SIZES)
 def test_server_frames_of_every_length_encoding_are_read(size: int) -> None:
     payload = os.urandom(size)
-    assert FrameReader().feed(server_frame(Opcode.BINARY, payload)) == [(OP_BINARY, payload)]
+    assert FrameReader().feed(server_frame(Opcode.BINARY, payload), []) == [(OP_BINARY, payload)]
 
 
 def test_a_buffer_holding_many_frames_yields_them_all_in_order() -> None:
     data = b"".join(server_frame(Opcode.TEXT, f"message {index}".encode()) for index in range(100))
-    out = FrameReader().feed(data)
+    out = FrameReader().feed(data, [])
     assert out == [(OP_TEXT, f"message {index}".encode()) for index in range(100)]
 
 
@@ -89,7 +89,7 @@ def test_frames_split_anywhere_across_reads_are_reassembled(chunk: int) -> None:
     reader = FrameReader()
     out: list[tuple[int, bytes]] = []
     for start in range(0, len(data), chunk):
-        out.extend(reader.feed(data[start : start + chunk]))
+        reader.feed(data[start : start + chunk], out)
     assert out == [(int(opcode), payload) for opcode, payload in frames]
 
 
@@ -104,12 +104,12 @@ def test_fragments_join_into_one_message_and_control_frames_pass_between_them() 
             server_frame(Opcode.CONT, b"\x01"),
         ]
     )
-    assert FrameReader().feed(data) == [(OP_PING, b"p"), (OP_TEXT, b"hello world"), (OP_BINARY, b"\x00\x01")]
+    assert FrameReader().feed(data, []) == [(OP_PING, b"p"), (OP_TEXT, b"hello world"), (OP_BINARY, b"\x00\x01")]
 
 
 def test_a_close_frame_keeps_its_code_and_reason() -> None:
     close = Frame(Opcode.CLOSE, b"\x0f\xa0kicked").serialize(mask=False)
-    assert FrameReader().feed(close) == [(OP_CLOSE, b"\x0f\xa0kicked")]
+    assert FrameReader().feed(close, []) == [(OP_CLOSE, b"\x0f\xa0kicked")]
 
 
 @pytest.mark.parametrize(
@@ -127,4 +127,12 @@ def test_a_close_frame_keeps_its_code_and_reason() -> None:
 )
 def test_frames_that_break_the_protocol_are_refused(data: bytes, problem: str) -> None:
     with pytest.raises(ProtocolError, match=problem):
-        FrameReader().feed(data)
+        FrameReader().feed(data, [])
+
+
+def test_frames_completed_before_a_broken_one_are_kept() -> None:
+    good = server_frame(Opcode.TEXT, b'{"id":1}') + server_frame(Opcode.PONG, b"p")
+    out: list[tuple[int, bytes]] = []
+    with pytest.raises(ProtocolError, match="reserved opcode"):
+        FrameReader().feed(good + b"\x83\x00", out)
+    assert out == [(OP_TEXT, b'{"id":1}'), (OP_PONG, b"p")]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections import deque
+from typing import TypeVar
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -20,6 +22,7 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "OP_TEXT",
+    "Frame",
     "FrameReader",
     "ProtocolError",
     "encode_frame",
@@ -40,6 +43,10 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _MAX_CONTROL_PAYLOAD = 125
 _HEADER_16 = struct.Struct("!BBH")
 _HEADER_64 = struct.Struct("!BBQ")
+
+
+Frame = tuple[int, bytes]  # (opcode, payload): a whole message or a control frame
+_Sink = TypeVar("_Sink", list[Frame], deque[Frame])
 
 
 class ProtocolError(Exception):
@@ -64,6 +71,15 @@ def mask(payload: bytes, key: bytes) -> bytes:
 _KEY_POOL_BYTES = 4096
 _key_pool = b""
 _key_offset = _KEY_POOL_BYTES
+
+
+def _discard_key_pool() -> None:
+    """A forked child (``--processes``) must not hand out the keys its parent already has."""
+    global _key_offset
+    _key_offset = _KEY_POOL_BYTES
+
+
+os.register_at_fork(after_in_child=_discard_key_pool)
 
 
 def fresh_mask_key() -> bytes:
@@ -107,17 +123,18 @@ class FrameReader:
         self._fragments: list[bytes] = []
         self._fragments_size = 0
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        """Take ``data`` from the socket; return every message and control frame it completes, in order."""
+    def feed(self, data: bytes, into: _Sink) -> _Sink:
+        """Take ``data`` from the socket; append every message and control frame it completes to ``into``, in
+        order, and return it. Frames completed before a :class:`ProtocolError` stay in ``into``."""
         self._parts.append(data)
         self._size += len(data)
         if self._size < self._needed:
-            return []
+            return into
         parts = self._parts
         buffer = parts[0] if len(parts) == 1 else b"".join(parts)
         end = len(buffer)
         offset = 0
-        out: list[tuple[int, bytes]] = []
+        out = into
         while True:  # each pass consumes one whole frame, so it ends within len(buffer) / 2 passes
             available = end - offset
             if available < 2:
@@ -150,7 +167,7 @@ class FrameReader:
         self._needed = needed
         return out
 
-    def _frame(self, first: int, payload: bytes, out: list[tuple[int, bytes]]) -> None:
+    def _frame(self, first: int, payload: bytes, out: list[Frame] | deque[Frame]) -> None:
         """Check one frame's header bits and reassemble fragments; completed items go to ``out``."""
         if first & 0x70:
             raise ProtocolError("reserved bits set with no extension negotiated")

@@ -13,13 +13,14 @@ import contextlib
 import socket
 import ssl
 import time
+from collections import deque
 from typing import Any
 
 import gevent
 from gevent.hub import get_hub
 from gevent.lock import Semaphore
 
-from locust_ext.websocket.frames import FrameReader, encode_frame
+from locust_ext.websocket.frames import Frame, FrameReader, ProtocolError, encode_frame
 
 __all__ = ["RECV_BYTES", "Link", "LinkClosed"]
 
@@ -38,7 +39,7 @@ class Link:
     is the session's business: it calls :meth:`receive` only when the socket is readable or :meth:`pending`.
     """
 
-    __slots__ = ("_os_socket", "_writing", "frames", "sock", "subprotocol", "tls", "watcher")
+    __slots__ = ("_os_socket", "_writing", "broken", "frames", "inbox", "sock", "subprotocol", "tls", "watcher")
 
     def __init__(self, sock: Any, subprotocol: str | None) -> None:
         self.sock = sock
@@ -47,6 +48,11 @@ class Link:
         #: The non-blocking OS socket inside gevent's wrapper, for sends and reads that must never wait.
         self._os_socket = None if self.tls else sock._sock
         self.frames = FrameReader()
+        #: Frames read but not dispatched yet, oldest first. They belong to the connection, not to the greenlet
+        #: that read them: one killed or held up mid-dispatch leaves them for the next reader, in order.
+        self.inbox: deque[Frame] = deque()
+        #: Set once a broken frame arrived: the connection ends after the inbox is dispatched.
+        self.broken: str | None = None
         self.watcher = get_hub().loop.io(sock.fileno(), 1)
         self._writing = Semaphore()
 
@@ -64,6 +70,7 @@ class Link:
             except BlockingIOError:
                 sent = 0
             except OSError as exc:
+                self.abort()  # the reader records the drop
                 raise LinkClosed(exc.strerror or type(exc).__name__) from None
             if sent == len(data):
                 return
@@ -90,15 +97,20 @@ class Link:
                 self.sock.sendall(data)
                 return
         except OSError as exc:
+            self.abort()  # the reader records the drop
             raise LinkClosed(exc.strerror or type(exc).__name__) from None
+        except BaseException:  # killed mid-frame: what follows would be read as the cut frame's payload
+            self.abort()
+            raise
         self.abort()
         raise TimeoutError("send did not finish in time")
 
-    def receive(self, deadline: float | None = None) -> list[tuple[int, bytes]]:
-        """One read: the messages and control frames it completes, in order (``[]``: nothing complete yet).
+    def receive(self, deadline: float | None = None) -> int:
+        """One read; the messages and control frames it completes join :attr:`inbox`. Returns the bytes read.
 
-        Raises :class:`LinkClosed` at the end of the stream, and ``frames.ProtocolError`` for a broken frame.
-        A TLS read may wait for the rest of a record, at most until ``deadline``.
+        Raises :class:`LinkClosed` at the end of the stream. A broken frame sets :attr:`broken` (the frames
+        before it stay in the inbox, to be dispatched first). A TLS read may wait for the rest of a record, at
+        most until ``deadline``.
         """
         try:
             if self._os_socket is not None:
@@ -110,14 +122,23 @@ class Link:
                 with gevent.Timeout(max(0.0, deadline - time.perf_counter()), False):
                     data = self.sock.recv(RECV_BYTES)
                 if not data and time.perf_counter() >= deadline:
-                    return []
+                    return 0
         except (BlockingIOError, ssl.SSLWantReadError):
-            return []
+            return 0
         except OSError as exc:
             raise LinkClosed(exc.strerror or type(exc).__name__) from None
         if not data:
             raise LinkClosed("end of stream")
-        return self.frames.feed(data)
+        try:
+            self.frames.feed(data, self.inbox)
+        except ProtocolError as exc:
+            self.broken = f"protocol error: {str(exc)[:60]}"
+        return len(data)
+
+    def has_input(self) -> bool:
+        """Whether reading can go on without waiting for the socket: frames in the inbox, a broken frame to
+        report, or TLS bytes already decrypted (the socket will not turn readable for those)."""
+        return bool(self.inbox) or self.broken is not None or self.pending()
 
     def pending(self) -> bool:
         """TLS bytes already decrypted and waiting: the socket will not turn readable for them."""

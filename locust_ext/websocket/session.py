@@ -50,7 +50,7 @@ from websocket import WebSocket, WebSocketAddressException, WebSocketBadStatusEx
 
 from locust_ext.stopping import CallsInFlight
 from locust_ext.websocket.errors import WebSocketFailure, close_code_text
-from locust_ext.websocket.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ProtocolError
+from locust_ext.websocket.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
 from locust_ext.websocket.gauges import ConnectionCounts
 from locust_ext.websocket.link import Link, LinkClosed
 from locust_ext.websocket.options import ConnectOptions
@@ -317,9 +317,13 @@ class WebSocketSession:
                 raise TypeError("request() of a non-dict message needs match= to recognise its reply")
             if "id" in message:
                 key = message["id"]
+                if key in self._by_id:
+                    raise ValueError(f"a request with id {key!r} is already waiting on this connection")
                 payload, opcode = _encode(message)
             else:  # the id goes into the JSON text only: the caller's dict is neither copied nor changed
                 key = next(self._ids)
+                while key in self._by_id:  # a caller-chosen id took it
+                    key = next(self._ids)
                 text = _compact_json(message)
                 payload, opcode = f'{text[:-1]}{"," if message else ""}"id":{key}}}'.encode(), OP_TEXT
         else:
@@ -408,8 +412,9 @@ class WebSocketSession:
         """Call ``handler(message)`` for every push (a message no request is waiting for) that matches.
 
         A string matches JSON objects whose ``type`` equals it. Handlers run in the receive loop (on whichever
-        greenlet holds the read turn), so they must not block; an exception from one is recorded as a failure
-        of that push's event. Every push is recorded as an event whether or not a handler takes it; an error
+        greenlet holds the read turn), so they must not block: a handler may ``send``, but a request made from
+        one should run on a greenlet of its own (``gevent.spawn``). An exception from a handler is recorded as
+        a failure of that push's event. Every push is recorded as an event whether or not a handler takes it; an error
         reply (``reply_error``) as a failure.
         """
         predicate = _type_is(predicate_or_type) if isinstance(predicate_or_type, str) else predicate_or_type
@@ -501,7 +506,7 @@ class WebSocketSession:
     def _read_until_settled(self, link: Link, waiter: _Waiter, deadline: float | None) -> None:
         """Read and dispatch frames until ``waiter`` is settled, the link is gone, or ``deadline`` passed."""
         while waiter.outcome is None and self._link is link:
-            if not link.pending():
+            if not link.has_input():
                 remaining = None if deadline is None else deadline - time.perf_counter()
                 if remaining is not None and remaining <= 0:
                     return
@@ -519,6 +524,9 @@ class WebSocketSession:
         self._reading = None
         link = self._link
         if link is None:
+            return
+        if link.has_input():  # left by a reader cut short (killed, or held up in a handler): read on at once
+            self._reading = gevent.spawn(self._read_idle, link)
             return
         link.watcher.start(self._on_readable)
         if self._by_id or self._matchers or self._pongs:
@@ -603,6 +611,8 @@ class WebSocketSession:
         self._drop_reason = None
         self._counts.open += 1
         link.watcher.start(self._on_readable)
+        if link.pending():  # a frame that came in the handshake's TLS record: the socket will not signal it
+            self._on_readable()
         if self.settings.ping_interval is not None:
             self._arm_keepalive(self.settings.ping_interval)
         self._ready.set()
@@ -646,8 +656,10 @@ class WebSocketSession:
             connector.kill()
         link = self._link
         if link is not None:
-            self._send_control(link, OP_CLOSE, struct.pack("!H", 1000))
-            self._lost(link, None)
+            try:
+                self._send_control(link, OP_CLOSE, struct.pack("!H", 1000))
+            finally:  # even when killed meanwhile: the connection must not outlive its session
+                self._lost(link, None)
         self._stopped = True
         self._ready.set()
 
@@ -674,24 +686,24 @@ class WebSocketSession:
                 self._pass_read_turn()
 
     def _receive(self, link: Link, deadline: float | None = None) -> None:
-        """One read (plus what TLS already decrypted), each frame dispatched; a broken link is recorded as lost."""
-        try:
-            frames = link.receive(deadline)
-            while link.pending():
-                frames += link.receive(deadline)
-        except LinkClosed:
-            self._lost(link, self._drop_reason or close_code_text(1006))
-            return
-        except ProtocolError as exc:
-            self._lost(link, f"protocol error: {str(exc)[:60]}")
-            return
-        if not frames:
-            return
-        self._last_received = time.perf_counter()
-        for opcode, payload in frames:
-            if self._link is not link:
-                return  # a close frame ended it
+        """Read once (plus what TLS already decrypted) unless frames wait in the inbox, then dispatch the inbox
+        in order; an ended or broken link is recorded as lost."""
+        inbox = link.inbox
+        if not inbox and link.broken is None:
+            try:
+                received = link.receive(deadline)
+                while link.pending():
+                    received += link.receive(deadline)
+            except LinkClosed:
+                self._lost(link, self._drop_reason or close_code_text(1006))
+                return
+            if received:
+                self._last_received = time.perf_counter()  # any bytes, even of a frame still incomplete
+        while inbox and self._link is link:
+            opcode, payload = inbox.popleft()
             self._handle_frame(link, opcode, payload)
+        if link.broken is not None and not inbox:
+            self._lost(link, link.broken)
 
     def _handle_frame(self, link: Link, opcode: int, payload: bytes) -> None:
         """Dispatch a message; answer a ping; settle a pong's waiter; a close frame's code and reason end the link."""
@@ -751,7 +763,7 @@ class WebSocketSession:
         if self.settings.decode_json:
             try:
                 return json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested too deep to decode
                 return text
         return text
 
