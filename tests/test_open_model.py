@@ -30,6 +30,7 @@ from locust_ext.testing import (
     json_stats,
     locust_command,
     request_counts,
+    run_distributed,
     run_locust,
     running_backend,
     running_locust,
@@ -174,6 +175,26 @@ def test_a_ramping_rate_past_the_cap_drops_and_counts_exactly(tmp_path: Path) ->
         assert dropped > 0 and started > 0
         assert server_calls(backend) == started
         assert request_counts(tmp_path / "stages")[0].total() == started
+
+
+def test_a_distributed_open_model_run_starts_the_whole_schedule_once_across_workers(
+    grpc_backend: Backend, tmp_path: Path
+) -> None:
+    """Two workers share one schedule (150 iterations over 4 s): each starts its share, none twice, none lost."""
+    server_calls(grpc_backend, reset=True)
+    report = tmp_path / "distributed"
+    master_args = ["--headless", "-u", "4", "-r", "4", "-t", "60s", "-H", grpc_backend.address]
+    master_args += ["--arrival-stages", "2s:50,2s:50", "--json-file", str(report)]
+    started_at = time.monotonic()
+    head = run_distributed(LOCUSTFILE, master_args, worker_args=["-H", grpc_backend.address], timeout=RUN_TIMEOUT_S)
+    assert head.returncode == 0, head.stderr[-2000:]
+    assert "Every worker has finished its share of the iterations" in head.stderr
+    summary = SUMMARY.search(head.stderr)
+    assert summary is not None, head.stderr[-2000:]
+    assert (int(summary.group(1)), int(summary.group(2))) == (150, 0)
+    assert server_calls(grpc_backend) == 150
+    assert request_counts(report)[0].total() == 150
+    assert time.monotonic() - started_at >= 4.0  # paced by the schedule, not run as fast as possible
 
 
 def run_stages(backend: Backend, tmp_path: Path) -> subprocess.CompletedProcess[str]:
