@@ -12,6 +12,7 @@ from locust.stats import RequestStats
 from locust_ext.thresholds.grading import Observation, Verdict, evaluate, evaluate_rule
 from locust_ext.thresholds.loader import parse_thresholds
 from locust_ext.thresholds.model import ThresholdsSpec
+from locust_ext.thresholds.reports import table_rows
 from locust_ext.thresholds.stats_view import StatsHistory, rows_for_rule
 
 
@@ -246,3 +247,22 @@ def test_aggregated_with_type_and_exclude_sums_only_the_rows_it_keeps() -> None:
     _log(stats, "websocket", "push tick", 900, 100)
     recent = evaluate_rule(table, table.rules[0], history.rows_for_rule(table.rules[0], 30))
     assert [(r.requests, r.observed) for r in recent] == [(4, 8), (4, 100.0)]
+
+
+def test_report_tables_list_failures_first_and_unmatched_rules_last() -> None:
+    rules = (
+        "  - name: /nowhere\n    error_rate: {acceptable: 1}\n"
+        "  - name: /svc/Fine\n    error_rate: {acceptable: 1}\n"
+        "  - name: /svc/Failing\n    error_rate: {acceptable: 1}\n"
+    )
+    rows = {
+        "/svc/Fine": [row({1: 10}, name="/svc/Fine")],
+        "/svc/Failing": [row({1: 10}, failures=5, name="/svc/Failing")],
+    }
+    verdict = evaluate(spec(rules), lambda rule: rows.get(rule.label, []))
+    _, table = table_rows(verdict)
+    assert [(line[0], line[-1].split()[0]) for line in table] == [
+        ("/svc/Failing", "FAIL"),
+        ("/svc/Fine", "PASS"),
+        ("/nowhere", "WARN"),
+    ]

@@ -125,11 +125,15 @@ def verdict_document(verdict: Verdict, run: RunInfo | None) -> dict[str, Any]:
 
 
 def table_rows(verdict: Verdict) -> tuple[list[str], list[list[str]]]:
-    """Header and rows shared by the console, Markdown and HTML tables."""
+    """Header and rows shared by the console, Markdown and HTML tables and the web UI tab.
+
+    Failures come first and rules no request matched last (a file written for several protocols leaves many
+    of those in a run of one), each group in the file's order.
+    """
     grades = verdict.spec.grades
     header = ["rule", "row", "metric", "observed", *grades, "grade", "outcome"]
     rows = []
-    for result in verdict.results:
+    for result in sorted(verdict.results, key=lambda result: (result.outcome != "fail", result.observed is None)):
         unit = result.metric.metric.unit
         limits = []
         for grade in grades:
