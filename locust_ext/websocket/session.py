@@ -802,13 +802,18 @@ class WebSocketSession:
         age = max(0.0, time.time() - sent_at) if sent_at is not None else 0.0  # wall clocks: same-host only
         error = settings.reply_error(message)
         failure = None if error is None else WebSocketFailure("error", error)
-        for predicate, handler in self._handlers:
-            try:
-                if predicate(message):
-                    handler(message)
-            except Exception as exc:
-                failure = WebSocketFailure("error", f"push handler raised {type(exc).__name__}: {exc}"[:100])
-        self._fire(settings.push_name(message), time.perf_counter() - age, length, failure)
+        try:
+            for predicate, handler in self._handlers:
+                try:
+                    if predicate(message):
+                        handler(message)
+                except Exception as exc:
+                    failure = WebSocketFailure("error", f"push handler raised {type(exc).__name__}: {exc}"[:100])
+        except BaseException:  # the greenlet running the handler was killed: the push came all the same
+            failure = WebSocketFailure("cancelled", "push handler cut short")
+            raise
+        finally:
+            self._fire(settings.push_name(message), time.perf_counter() - age, length, failure)
 
 
 def _close_detail(data: bytes) -> str:
