@@ -7,13 +7,20 @@ and keeps a close code that follows it (``disconnect: 1006 connection lost`` is 
 
 from __future__ import annotations
 
+import socket
+import ssl
+import struct
+
 from locust.exception import RescheduleTask
+from websocket import WebSocketAddressException, WebSocketBadStatusException
 
 __all__ = [
     "WebSocketConfigError",
     "WebSocketFailure",
     "WebSocketUserError",
     "close_code_text",
+    "close_detail",
+    "connect_failure",
 ]
 
 
@@ -60,3 +67,32 @@ def close_code_text(code: int, reason: str = "") -> str:
     """``"1001 going away"``, or ``"4000 kicked"`` with the server's reason (cut to 60 characters)."""
     text = reason[:MAX_REASON_CHARS] if reason else _CLOSE_NAMES.get(code, "")
     return f"{code} {text}".rstrip()
+
+
+def connect_failure(exc: BaseException) -> WebSocketFailure:
+    """Name why a connection could not be opened, in a few groupable words."""
+    if isinstance(exc, ConnectionRefusedError):
+        detail = "refused"
+    elif isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in str(exc):
+        detail = "timeout"
+    elif isinstance(exc, ssl.SSLCertVerificationError):
+        detail = f"TLS: certificate verify failed ({exc.verify_message})"
+    elif isinstance(exc, ssl.SSLError):
+        detail = f"TLS: {exc.reason or exc}"
+    elif isinstance(exc, WebSocketBadStatusException):
+        detail = f"upgrade rejected: HTTP {exc.status_code}"
+    elif isinstance(exc, (WebSocketAddressException, socket.gaierror)):
+        detail = "cannot resolve the host"
+    elif isinstance(exc, OSError):
+        detail = exc.strerror or type(exc).__name__
+    else:
+        detail = str(exc)[:80] or type(exc).__name__
+    return WebSocketFailure("connect", detail)
+
+
+def close_detail(data: bytes) -> str:
+    """``"1001 going away"`` from a close frame's payload (1005 when it has no status)."""
+    if len(data) < 2:
+        return close_code_text(1005)
+    (code,) = struct.unpack("!H", data[:2])
+    return close_code_text(code, data[2:].decode("utf-8", "replace"))

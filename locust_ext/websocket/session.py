@@ -33,9 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
-import socket
-import ssl
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -44,30 +41,37 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from gevent.hub import get_hub
 from locust.event import EventHook
-from websocket import WebSocket, WebSocketAddressException, WebSocketBadStatusException
+from websocket import WebSocket
 
 from locust_ext.stopping import CallsInFlight
-from locust_ext.websocket.errors import WebSocketFailure, close_code_text
+from locust_ext.websocket.errors import WebSocketFailure, close_code_text, close_detail, connect_failure
 from locust_ext.websocket.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
 from locust_ext.websocket.gauges import ConnectionCounts
 from locust_ext.websocket.link import Link, LinkClosed
+from locust_ext.websocket.messages import (
+    Message,
+    compact_json,
+    decode,
+    default_name,
+    encode,
+    error_reply,
+    push_name,
+    sent_at_seconds,
+    type_is,
+)
 from locust_ext.websocket.options import ConnectOptions
 from locust_ext.websocket.preflight import FdBudget, fd_budget
 from locust_ext.websocket.reconnect import ReconnectPolicy
+from locust_ext.websocket.waiter import Waiter
 
 __all__ = [
     "ABANDONED_IDS_KEPT",
     "DEFAULT_RECONNECT",
     "LATE_REPLY",
     "REQUEST_TYPE",
-    "Message",
     "SessionSettings",
     "WebSocketSession",
-    "error_reply",
-    "push_name",
-    "sent_at_seconds",
 ]
 
 REQUEST_TYPE = "websocket"
@@ -79,38 +83,8 @@ _KEEPALIVE_TOKEN = b"keepalive"
 #: How long a control frame (a close, a pong, a keepalive ping) may wait to leave.
 CONTROL_SEND_TIMEOUT_S = 1.0
 
-Message = Any  # a decoded frame: the JSON value of a text frame (or its str), the bytes of a binary frame
 DEFAULT_RECONNECT = ReconnectPolicy()
 _DEFAULT: Any = object()  # "the user's request_timeout"; None means wait for ever
-
-
-def error_reply(message: Message) -> str | None:
-    """The error text of an ``{"type": "error", "error": ...}`` reply, as the reference backend sends it."""
-    if isinstance(message, dict) and message.get("type") == "error":
-        return str(message.get("error", "error reply"))
-    return None
-
-
-def push_name(message: Message) -> str:
-    """``push <type>`` for a JSON object with a string ``type``; ``push text`` / ``push binary`` otherwise."""
-    if isinstance(message, dict) and isinstance(message.get("type"), str):
-        return f"push {message['type']}"
-    return "push binary" if isinstance(message, bytes) else "push text"
-
-
-def sent_at_seconds(message: Message) -> float | None:
-    """The ``sent_at`` Unix time (seconds) a JSON object carries, as the reference backend's stream messages do."""
-    if isinstance(message, dict):
-        sent_at = message.get("sent_at")
-        if isinstance(sent_at, (int, float)) and not isinstance(sent_at, bool):
-            return float(sent_at)
-    return None
-
-
-def _default_name(message: Message, fallback: str) -> str:
-    if isinstance(message, dict) and isinstance(message.get("type"), str):
-        return str(message["type"])
-    return fallback
 
 
 @dataclass(frozen=True)
@@ -126,106 +100,6 @@ class SessionSettings:
     reply_error: Callable[[Message], str | None] = error_reply
     push_name: Callable[[Message], str] = push_name
     sent_at: Callable[[Message], float | None] = sent_at_seconds
-
-
-def _connect_failure(exc: BaseException) -> WebSocketFailure:
-    """Name why a connection could not be opened, in a few groupable words."""
-    if isinstance(exc, ConnectionRefusedError):
-        detail = "refused"
-    elif isinstance(exc, (TimeoutError, socket.timeout)) or "timed out" in str(exc):
-        detail = "timeout"
-    elif isinstance(exc, ssl.SSLCertVerificationError):
-        detail = f"TLS: certificate verify failed ({exc.verify_message})"
-    elif isinstance(exc, ssl.SSLError):
-        detail = f"TLS: {exc.reason or exc}"
-    elif isinstance(exc, WebSocketBadStatusException):
-        detail = f"upgrade rejected: HTTP {exc.status_code}"
-    elif isinstance(exc, (WebSocketAddressException, socket.gaierror)):
-        detail = "cannot resolve the host"
-    elif isinstance(exc, OSError):
-        detail = exc.strerror or type(exc).__name__
-    else:
-        detail = str(exc)[:80] or type(exc).__name__
-    return WebSocketFailure("connect", detail)
-
-
-def _type_is(kind: str) -> Callable[[Message], bool]:
-    def predicate(message: Message) -> bool:
-        return isinstance(message, dict) and message.get("type") == kind
-
-    return predicate
-
-
-#: ``json.dumps(value, separators=(",", ":"))`` without building an encoder per call (a third of its cost).
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def _encode(message: Message) -> tuple[bytes, int]:
-    """The payload and opcode for a message: bytes go as binary, str as text, anything else as JSON text."""
-    if isinstance(message, (bytes, bytearray, memoryview)):
-        return bytes(message), OP_BINARY
-    if isinstance(message, str):
-        return message.encode(), OP_TEXT
-    return _compact_json(message).encode(), OP_TEXT
-
-
-class _Waiter:
-    """A request (or ping) waiting for its reply; ``match`` is None for id-correlated requests.
-
-    Lighter than an ``AsyncResult``: one task greenlet waits, and the first of its wake-ups (its reply or a
-    drop's failure settling it, the deadline timer, the read turn handed to it, the socket turning readable
-    while it holds the turn) resumes it with one switch from the hub; later ones do nothing.
-    """
-
-    __slots__ = ("_greenlet", "match", "outcome")
-
-    def __init__(self, match: Callable[[Message], bool] | None = None) -> None:
-        self.match = match
-        #: None while waiting; then ``(reply, length)``, or the failure to raise.
-        self.outcome: tuple[Message, int] | BaseException | None = None
-        self._greenlet: Any = None
-
-    @property
-    def waiting(self) -> bool:
-        return self._greenlet is not None
-
-    def set(self, outcome: tuple[Message, int] | BaseException) -> None:
-        """Settle the waiter (the first outcome wins) and wake the task waiting on it, if any."""
-        if self.outcome is None:
-            self.outcome = outcome
-            self.nudge()
-
-    def nudge(self) -> None:
-        """Wake the waiting task without settling it (the connection's read turn is free for it)."""
-        if self._greenlet is not None:
-            get_hub().loop.run_callback(self._wake, True)
-
-    def wait(self, timeout: float | None, readable: Any = None) -> bool:
-        """Sleep until a wake-up, or for ``readable`` (an io watcher) to fire; False when ``timeout`` came first."""
-        hub = get_hub()
-        timer = None
-        if timeout is not None:
-            timer = hub.loop.timer(timeout)
-            timer.start(self._wake, False)
-        if readable is not None:
-            readable.start(self._wake, True)
-        self._greenlet = gevent.getcurrent()
-        try:
-            woken: bool = hub.switch()
-            return woken
-        finally:
-            self._greenlet = None  # a wake-up still queued (the user was killed meanwhile) does nothing
-            if timer is not None:
-                timer.close()
-            if readable is not None:
-                readable.stop()
-
-    def _wake(self, woken: bool) -> None:
-        """Runs on the hub: resume the waiting task once."""
-        greenlet = self._greenlet
-        if greenlet is not None:
-            self._greenlet = None
-            greenlet.switch(woken)
 
 
 class WebSocketSession:
@@ -266,11 +140,11 @@ class WebSocketSession:
         #: The session greenlet has finished: no more connecting or reconnecting.
         self._stopped = False
         self._ids = itertools.count(1)
-        self._by_id: dict[Any, _Waiter] = {}
+        self._by_id: dict[Any, Waiter] = {}
         #: Ids of requests given up on this connection, oldest first, with when each was sent.
         self._abandoned: dict[Any, float] = {}
-        self._matchers: list[_Waiter] = []
-        self._pongs: dict[bytes, _Waiter] = {}
+        self._matchers: list[Waiter] = []
+        self._pongs: dict[bytes, Waiter] = {}
         self._handlers: list[tuple[Callable[[Message], bool], Callable[[Message], Any]]] = []
         #: Requests and pings awaiting their reply; ``WebSocketUser.stop`` waits for them before a kill.
         self.in_flight = CallsInFlight()
@@ -319,20 +193,20 @@ class WebSocketSession:
                 key = message["id"]
                 if key in self._by_id:
                     raise ValueError(f"a request with id {key!r} is already waiting on this connection")
-                payload, opcode = _encode(message)
+                payload, opcode = encode(message)
             else:  # the id goes into the JSON text only: the caller's dict is neither copied nor changed
                 key = next(self._ids)
                 while key in self._by_id:  # a caller-chosen id took it
                     key = next(self._ids)
-                text = _compact_json(message)
+                text = compact_json(message)
                 payload, opcode = f'{text[:-1]}{"," if message else ""}"id":{key}}}'.encode(), OP_TEXT
         else:
-            payload, opcode = _encode(message)
-        name = name or _default_name(message, "request")
+            payload, opcode = encode(message)
+        name = name or default_name(message, "request")
         timeout = self.settings.request_timeout if timeout is _DEFAULT else timeout
         started = time.perf_counter()
         deadline = None if timeout is None else started + timeout
-        waiter = _Waiter(match)
+        waiter = Waiter(match)
         self.in_flight.starting()
         try:
             link = self._link or self._await_connection(deadline)
@@ -366,7 +240,7 @@ class WebSocketSession:
 
     def send(self, message: Message, name: str | None = None) -> None:
         """Send without waiting for anything; the event times the hand-over to the socket."""
-        name = name or _default_name(message, "send")
+        name = name or default_name(message, "send")
         started = time.perf_counter()
         timeout = self.settings.request_timeout
         deadline = None if timeout is None else started + timeout
@@ -386,7 +260,7 @@ class WebSocketSession:
         timeout = self.settings.request_timeout if timeout is _DEFAULT else timeout
         started = time.perf_counter()
         deadline = None if timeout is None else started + timeout
-        waiter = _Waiter()
+        waiter = Waiter()
         self.in_flight.starting()
         try:
             link = self._await_connection(deadline)
@@ -417,7 +291,7 @@ class WebSocketSession:
         a failure of that push's event. Every push is recorded as an event whether or not a handler takes it; an error
         reply (``reply_error``) as a failure.
         """
-        predicate = _type_is(predicate_or_type) if isinstance(predicate_or_type, str) else predicate_or_type
+        predicate = type_is(predicate_or_type) if isinstance(predicate_or_type, str) else predicate_or_type
         self._handlers.append((predicate, handler))
 
     def close(self, wait: bool = True) -> None:
@@ -462,7 +336,7 @@ class WebSocketSession:
         raise WebSocketFailure("timeout", "not connected in time")
 
     def _send(self, link: Link, message: Message, deadline: float | None) -> int:
-        payload, opcode = _encode(message)
+        payload, opcode = encode(message)
         self._send_frame(link, payload, opcode, deadline)
         return len(payload)
 
@@ -476,7 +350,7 @@ class WebSocketSession:
 
     # Waiting: a waiting request reads the connection itself when the read turn is free
 
-    def _await_outcome(self, waiter: _Waiter, deadline: float | None) -> tuple[Message, int] | BaseException | None:
+    def _await_outcome(self, waiter: Waiter, deadline: float | None) -> tuple[Message, int] | BaseException | None:
         """The waiter's outcome, or None when ``deadline`` passed first.
 
         Takes the read turn when it is free (or already ours: a push handler's nested request) and reads
@@ -503,7 +377,7 @@ class WebSocketSession:
                 break
         return waiter.outcome
 
-    def _read_until_settled(self, link: Link, waiter: _Waiter, deadline: float | None) -> None:
+    def _read_until_settled(self, link: Link, waiter: Waiter, deadline: float | None) -> None:
         """Read and dispatch frames until ``waiter`` is settled, the link is gone, or ``deadline`` passed."""
         while waiter.outcome is None and self._link is link:
             if not link.has_input():
@@ -535,12 +409,12 @@ class WebSocketSession:
                     waiter.nudge()
                     return
 
-    def _waiters(self) -> Iterator[_Waiter]:
+    def _waiters(self) -> Iterator[Waiter]:
         yield from self._by_id.values()
         yield from self._matchers
         yield from self._pongs.values()
 
-    def _forget(self, waiter: _Waiter, key: Any, started: float) -> None:
+    def _forget(self, waiter: Waiter, key: Any, started: float) -> None:
         """Stop waiting; an id-correlated request given up unanswered leaves its id to recognise a late reply."""
         if key is not None and self._by_id.get(key) is waiter:
             del self._by_id[key]
@@ -593,7 +467,7 @@ class WebSocketSession:
             )
         except Exception as exc:
             self._budget.release()
-            self._fire("connect", started, 0, _connect_failure(exc))
+            self._fire("connect", started, 0, connect_failure(exc))
             return False
         except BaseException:  # GreenletExit: closed while connecting
             self._budget.release()
@@ -709,7 +583,7 @@ class WebSocketSession:
         """Dispatch a message; answer a ping; settle a pong's waiter; a close frame's code and reason end the link."""
         if opcode in (OP_TEXT, OP_BINARY):
             try:
-                message = self._decode(opcode, payload)
+                message = decode(opcode, payload, self.settings.decode_json)
             except UnicodeDecodeError:
                 self._lost(link, "protocol error: a text frame that is not UTF-8")
                 return
@@ -728,7 +602,7 @@ class WebSocketSession:
             self._send_control(link, OP_PONG, payload)
         elif opcode == OP_CLOSE:
             self._send_control(link, OP_CLOSE, payload[:2])
-            self._lost(link, _close_detail(payload))
+            self._lost(link, close_detail(payload))
 
     # Keepalive: a timer per connection; a short-lived greenlet sends each ping
 
@@ -755,17 +629,6 @@ class WebSocketSession:
         self._pinged_at = time.perf_counter()
         gevent.spawn(self._send_control, link, OP_PING, _KEEPALIVE_TOKEN)
         self._arm_keepalive(self.settings.ping_timeout)
-
-    def _decode(self, opcode: int, data: bytes) -> Message:
-        if opcode == OP_BINARY:
-            return data
-        text = data.decode("utf-8")
-        if self.settings.decode_json:
-            try:
-                return json.loads(text)
-            except (ValueError, RecursionError):  # not JSON, or nested too deep to decode
-                return text
-        return text
 
     def _dispatch(self, message: Message, length: int) -> None:
         """Hand a message to the request waiting for it, else record a late reply, else a push."""
@@ -814,11 +677,3 @@ class WebSocketSession:
             raise
         finally:
             self._fire(settings.push_name(message), time.perf_counter() - age, length, failure)
-
-
-def _close_detail(data: bytes) -> str:
-    """``"1001 going away"`` from a close frame's payload (1005 when it has no status)."""
-    if len(data) < 2:
-        return close_code_text(1005)
-    (code,) = struct.unpack("!H", data[:2])
-    return close_code_text(code, data[2:].decode("utf-8", "replace"))
