@@ -21,6 +21,7 @@ __all__ = [
     "close_code_text",
     "close_detail",
     "connect_failure",
+    "os_error_text",
 ]
 
 
@@ -69,6 +70,11 @@ def close_code_text(code: int, reason: str = "") -> str:
     return f"{code} {text}".rstrip()
 
 
+def os_error_text(exc: OSError) -> str:
+    """A socket error in a few groupable words: its text without the errno (``Broken pipe``), else its class."""
+    return exc.strerror or type(exc).__name__
+
+
 def connect_failure(exc: BaseException) -> WebSocketFailure:
     """Name why a connection could not be opened, in a few groupable words."""
     if isinstance(exc, ConnectionRefusedError):
@@ -84,7 +90,7 @@ def connect_failure(exc: BaseException) -> WebSocketFailure:
     elif isinstance(exc, (WebSocketAddressException, socket.gaierror)):
         detail = "cannot resolve the host"
     elif isinstance(exc, OSError):
-        detail = exc.strerror or type(exc).__name__
+        detail = os_error_text(exc)
     else:
         detail = str(exc)[:80] or type(exc).__name__
     return WebSocketFailure("connect", detail)

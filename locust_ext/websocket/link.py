@@ -20,6 +20,7 @@ import gevent
 from gevent.hub import get_hub
 from gevent.lock import Semaphore
 
+from locust_ext.websocket.errors import os_error_text
 from locust_ext.websocket.frames import Frame, FrameReader, ProtocolError, encode_frame
 
 __all__ = ["RECV_BYTES", "Link", "LinkClosed"]
@@ -71,7 +72,7 @@ class Link:
                 sent = 0
             except OSError as exc:
                 self.abort()  # the reader records the drop
-                raise LinkClosed(exc.strerror or type(exc).__name__) from None
+                raise LinkClosed(os_error_text(exc)) from None
             if sent == len(data):
                 return
             writing.acquire()  # free (nothing yielded since locked()): the rest goes before any other frame
@@ -98,7 +99,7 @@ class Link:
                 return
         except OSError as exc:
             self.abort()  # the reader records the drop
-            raise LinkClosed(exc.strerror or type(exc).__name__) from None
+            raise LinkClosed(os_error_text(exc)) from None
         except BaseException:  # killed mid-frame: what follows would be read as the cut frame's payload
             self.abort()
             raise
@@ -126,7 +127,7 @@ class Link:
         except (BlockingIOError, ssl.SSLWantReadError):
             return 0
         except OSError as exc:
-            raise LinkClosed(exc.strerror or type(exc).__name__) from None
+            raise LinkClosed(os_error_text(exc)) from None
         if not data:
             raise LinkClosed("end of stream")
         try:

@@ -37,9 +37,7 @@ def error_reply(message: Message) -> str | None:
 
 def push_name(message: Message) -> str:
     """``push <type>`` for a JSON object with a string ``type``; ``push text`` / ``push binary`` otherwise."""
-    if isinstance(message, dict) and isinstance(message.get("type"), str):
-        return f"push {message['type']}"
-    return "push binary" if isinstance(message, bytes) else "push text"
+    return f"push {default_name(message, 'binary' if isinstance(message, bytes) else 'text')}"
 
 
 def sent_at_seconds(message: Message) -> float | None:
@@ -52,6 +50,7 @@ def sent_at_seconds(message: Message) -> float | None:
 
 
 def default_name(message: Message, fallback: str) -> str:
+    """A JSON object's string ``type``, else ``fallback``: the event name of a request, send or push."""
     if isinstance(message, dict) and isinstance(message.get("type"), str):
         return str(message["type"])
     return fallback

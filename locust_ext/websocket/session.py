@@ -287,9 +287,9 @@ class WebSocketSession:
 
         A string matches JSON objects whose ``type`` equals it. Handlers run in the receive loop (on whichever
         greenlet holds the read turn), so they must not block: a handler may ``send``, but a request made from
-        one should run on a greenlet of its own (``gevent.spawn``). An exception from a handler is recorded as
-        a failure of that push's event. Every push is recorded as an event whether or not a handler takes it; an error
-        reply (``reply_error``) as a failure.
+        one should run on a greenlet of its own (``gevent.spawn``). Every push is recorded as an event whether
+        or not a handler takes it; as a failure when it is an error reply (``reply_error``), when a handler
+        raises, or when the greenlet running the handler is killed.
         """
         predicate = type_is(predicate_or_type) if isinstance(predicate_or_type, str) else predicate_or_type
         self._handlers.append((predicate, handler))
