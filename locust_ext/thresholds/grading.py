@@ -28,6 +28,7 @@ __all__ = [
     "grade_of",
     "measure",
     "relative_limits",
+    "report_order",
 ]
 
 Outcome = str  # "pass" | "fail" | "warn"
@@ -137,6 +138,12 @@ class MetricResult:
         return self.outcome == "fail" and self.grade is not None
 
 
+def report_order(result: MetricResult) -> tuple[bool, bool]:
+    """Sort key of every report: failures first, rules no request matched last (a file written for several
+    protocols leaves many of those in a run of one); a stable sort keeps the file's order within each group."""
+    return (result.outcome != "fail", result.entry == "")
+
+
 @dataclass(frozen=True)
 class AbortReason:
     """Why a live check stopped the run."""
@@ -149,12 +156,18 @@ class AbortReason:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Every result of one evaluation, and whether the gate passes."""
+    """Every result of one evaluation, and whether the gate passes.
+
+    ``results`` is kept in report order (:func:`report_order`): every report format walks this one list, so
+    each row's name, observed value, limits, grade and outcome come from the same result."""
 
     spec: ThresholdsSpec
     results: tuple[MetricResult, ...]
     aborted: AbortReason | None = None
     final: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "results", tuple(sorted(self.results, key=report_order)))
 
     @property
     def passed(self) -> bool:

@@ -216,10 +216,18 @@ class ThresholdGate:
         if self._live is None:
             self._live = gevent.spawn(self._live_loop)
 
+    def _stop_live(self) -> bool:
+        """Stop live grading; whether it was running."""
+        if self._live is None:
+            return False
+        self._live.kill(block=False)
+        self._live = None
+        return True
+
     def _on_test_stop(self, **_kwargs: Any) -> None:
-        if self._live is not None:
-            self._live.kill(block=False)
-            self._live = None
+        """Stop live grading and grade the whole run once more, so a stopped run's tab shows all of it."""
+        if self._stop_live():
+            self.grade()
 
     def _live_loop(self) -> None:
         """Snapshot for windows every second; grade and check aborts every ``live_interval``."""
@@ -237,7 +245,7 @@ class ThresholdGate:
                 self._check_aborts(now - self._started_monotonic)
 
     def _on_quitting(self, environment: Environment, **_kwargs: Any) -> None:
-        self._on_test_stop()
+        self._stop_live()
         verdict = self.grade(final=True)
         print(f"\n{console_table(verdict)}\n", flush=True)
         code = EXIT_PASS if verdict.passed else EXIT_FAIL

@@ -24,6 +24,7 @@ __all__ = [
     "render_report",
     "report_format",
     "report_path_problem",
+    "result_cells",
     "table_rows",
     "verdict_document",
     "write_reports",
@@ -124,27 +125,32 @@ def verdict_document(verdict: Verdict, run: RunInfo | None) -> dict[str, Any]:
     }
 
 
-def table_rows(verdict: Verdict) -> tuple[list[str], list[list[str]]]:
-    """Header and rows shared by the console, Markdown and HTML tables and the web UI tab.
+def _limit_cells(verdict: Verdict, result: MetricResult) -> list[tuple[str, str]]:
+    """(grade, "<= 25.0") per listed grade, from the baseline-derived limits when the result has them."""
+    cells = []
+    for grade in verdict.spec.grades:
+        limit = (result.baseline_limits or {}).get(grade, result.limits.get(grade))
+        cells.append((grade, f"{_comparator(result)} {_number(limit)}" if limit is not None else ""))
+    return cells
 
-    Failures come first and rules no request matched last (a file written for several protocols leaves many
-    of those in a run of one), each group in the file's order.
-    """
-    grades = verdict.spec.grades
-    header = ["rule", "row", "metric", "observed", *grades, "grade", "outcome"]
-    rows = []
-    for result in sorted(verdict.results, key=lambda result: (result.outcome != "fail", result.observed is None)):
-        unit = result.metric.metric.unit
-        limits = []
-        for grade in grades:
-            limit = (result.baseline_limits or {}).get(grade, result.limits.get(grade))
-            limits.append(f"{_comparator(result)} {_number(limit)}" if limit is not None else "")
-        observed = f"{_number(result.observed)} {unit}" if result.observed is not None else "-"
-        outcome = result.outcome.upper() + (f" ({result.note})" if result.note else "")
-        rows.append(
-            [result.rule, result.entry or "-", result.metric.label, observed, *limits, result.grade or "-", outcome]
-        )
-    return header, rows
+
+def _observed_cell(result: MetricResult) -> str:
+    return f"{_number(result.observed)} {result.metric.metric.unit}" if result.observed is not None else "-"
+
+
+def result_cells(verdict: Verdict, result: MetricResult) -> list[str]:
+    """One result's table row: rule, row, metric, observed, one limit per grade, grade, outcome (with note)."""
+    outcome = result.outcome.upper() + (f" ({result.note})" if result.note else "")
+    limits = [cell for _, cell in _limit_cells(verdict, result)]
+    return [result.rule, result.entry or "-", result.metric.label, _observed_cell(result), *limits,
+            result.grade or "-", outcome]  # fmt: skip
+
+
+def table_rows(verdict: Verdict) -> tuple[list[str], list[list[str]]]:
+    """Header and one row per result, in the verdict's report order (failures first, rules no request
+    matched last): the console, Markdown and HTML tables and the web UI tab."""
+    header = ["rule", "row", "metric", "observed", *verdict.spec.grades, "grade", "outcome"]
+    return header, [result_cells(verdict, result) for result in verdict.results]
 
 
 def _headline(verdict: Verdict) -> str:
@@ -187,12 +193,12 @@ def _grade_colour(verdict: Verdict, grade: str) -> str:
 
 
 def _html(verdict: Verdict, run: RunInfo | None) -> str:
-    header, rows = table_rows(verdict)
+    header, _ = table_rows(verdict)
     grade_column = header.index("grade")
     body = []
-    for result, row in zip(verdict.results, rows, strict=True):
+    for result in verdict.results:
         cells = []
-        for index, cell in enumerate(row):
+        for index, cell in enumerate(result_cells(verdict, result)):
             style = ""
             if index == grade_column and result.grade is not None:
                 style = f' style="background:{_grade_colour(verdict, result.grade)}"'
@@ -219,14 +225,15 @@ tr.fail td:last-child {{ color: #c62828; font-weight: bold; }}
 </style></head>
 <body><h1 class="{state}">{html.escape(_headline(verdict))}</h1>
 <p>{run_line}</p>
-<table><thead><tr>{head}</tr></thead><tbody>
+<table class="thresholds"><thead><tr>{head}</tr></thead><tbody>
 {chr(10).join(body)}
 </tbody></table></body></html>
 """
 
 
 def _junit(verdict: Verdict, run: RunInfo | None) -> str:
-    """One testcase per rule x row x metric; warnings are skipped tests, failures carry observed vs limit."""
+    """One testcase per rule x row x metric, with its observed value, unit and grade as properties; warnings
+    are skipped tests, failures carry observed vs limit."""
     counts = verdict.counts
     failures = counts["fail"] + (1 if verdict.aborted else 0)
     time_s = f"{run.duration_s:.3f}" if run and run.duration_s is not None else "0"
@@ -242,8 +249,7 @@ def _junit(verdict: Verdict, run: RunInfo | None) -> str:
         skipped=str(counts["warn"]),
         time=time_s,
     )
-    _, rows = table_rows(verdict)
-    for result, row in zip(verdict.results, rows, strict=True):
+    for result in verdict.results:
         case = ET.SubElement(
             suite,
             "testcase",
@@ -251,13 +257,15 @@ def _junit(verdict: Verdict, run: RunInfo | None) -> str:
             name=f"{result.entry or result.rule} {result.metric.label}",
             time="0",
         )
+        properties = ET.SubElement(case, "properties")
+        observed = "" if result.observed is None else repr(result.observed)
+        for key, value in (("observed", observed), ("unit", result.metric.metric.unit), ("grade", result.grade or "")):
+            ET.SubElement(properties, "property", name=key, value=value)
         if result.outcome == "fail":
-            limit_cells = zip(verdict.spec.grades, row[4:-2], strict=True)
-            limits = ", ".join(f"{grade} {cell}" for grade, cell in limit_cells if cell)
-            observed = row[3]
+            limits = ", ".join(f"{grade} {cell}" for grade, cell in _limit_cells(verdict, result) if cell)
             message = (
-                f"{result.metric.label} observed {observed}, grade {result.grade} (fails at {verdict.spec.fail_at}); "
-                f"limits: {limits or 'none'}"
+                f"{result.metric.label} observed {_observed_cell(result)}, grade {result.grade} "
+                f"(fails at {verdict.spec.fail_at}); limits: {limits or 'none'}"
                 if result.grade
                 else result.note
             )
