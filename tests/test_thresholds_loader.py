@@ -1,4 +1,5 @@
-"""One test per kind of bad thresholds file: the error names the file, the line and the key path."""
+"""One test per kind of bad thresholds file: the error names the file, the line and the key path; defaults, and
+how a report path picks its format."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from locust_ext.thresholds.loader import load_thresholds
+from locust_ext.thresholds.loader import load_thresholds, parse_thresholds
 from locust_ext.thresholds.model import Metric, ThresholdsFileError
+from locust_ext.thresholds.reports import ReportPathError, ReportTarget, report_target
 from tests.support import REPO_ROOT
 
 GOOD_HEAD = "grades: [excellent, good, acceptable]\nrules:\n"
@@ -139,6 +141,36 @@ def test_a_bad_file_is_reported_with_line_and_key_path(
 def test_a_missing_file_is_named() -> None:
     with pytest.raises(ThresholdsFileError, match=r"^/nonexistent/t\.yaml: cannot read file: No such file"):
         load_thresholds("/nonexistent/t.yaml")
+
+
+def test_grades_default_to_excellent_good_acceptable() -> None:
+    spec = parse_thresholds("rules:\n  - name: Aggregated\n    error_rate: {good: 1, acceptable: 5}\n")
+    assert spec.grades == ("excellent", "good", "acceptable")
+    assert spec.all_grades[-1] == "poor" and spec.fail_at == "poor"
+
+
+@pytest.mark.parametrize(
+    ("value", "target"),
+    [
+        ("md:/tmp/step_summary", ReportTarget("/tmp/step_summary", "markdown")),
+        ("junit:out/report", ReportTarget("out/report", "junit")),
+        ("HTML:gate", ReportTarget("gate", "html")),
+        ("json:gate.xml", ReportTarget("gate.xml", "json")),  # the prefix wins over the extension
+        ("reports/gate.xml", ReportTarget("reports/gate.xml", "junit")),
+        ("gate.MD", ReportTarget("gate.MD", "markdown")),
+    ],
+)
+def test_a_report_format_comes_from_its_prefix_or_extension(value: str, target: ReportTarget) -> None:
+    assert report_target(value) == target
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("pdf:gate", "unknown format prefix 'pdf'"), ("gate.pdf", "unsupported extension"), ("gate", "unsupported")],
+)
+def test_a_report_whose_format_cannot_be_told_is_refused(value: str, problem: str) -> None:
+    with pytest.raises(ReportPathError, match=problem):
+        report_target(value)
 
 
 def test_an_empty_file_is_named(tmp_path: Path) -> None:

@@ -34,7 +34,6 @@ TIMEOUT_S = 60
 #: whatever the machine's speed; Hash passes (its limit is the call timeout). Passing rows come first in the
 #: file, a glob grades a passing and a failing row, and /nowhere matches nothing.
 GATE = f"""\
-grades: [excellent, good, acceptable]
 live_interval: 0.5
 rules:
   - name: {HASH}

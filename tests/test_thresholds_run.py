@@ -34,8 +34,8 @@ HELLO = "/loadtest.v1.Hello/SayHello"
 USERS = 4
 RUN_TIMEOUT_S = 60
 
+#: No ``grades:`` line: the default [excellent, good, acceptable] applies.
 GATE = """\
-grades: [excellent, good, acceptable]
 live_interval: 0.5
 rules:
   - name: /loadtest.v1.Hello/SayHello
@@ -164,10 +164,12 @@ def test_faults_fail_the_gate_with_exit_code_3_and_baseline_limits(
     gate = tmp_path / "gate.yaml"
     gate.write_text(GATE + BASELINE_RULE)
     report = tmp_path / "gate.json"
-    junit = tmp_path / "gate.xml"
+    junit = tmp_path / "junit-report"
+    summary = tmp_path / "step-summary"  # like $GITHUB_STEP_SUMMARY: no extension, so a format prefix
     baseline = passing_run[1] / "gate.json"
     args = ["--thresholds", str(gate), "--thresholds-baseline", str(baseline)]
-    args += ["--thresholds-report", str(report), "--thresholds-report", str(junit)]
+    args += ["--thresholds-report", str(report), "--thresholds-report", f"junit:{junit}"]
+    args += ["--thresholds-report", f"md:{summary}"]
     result = run(
         [*args, *headless()],
         grpc_backend,
@@ -190,6 +192,7 @@ def test_faults_fail_the_gate_with_exit_code_3_and_baseline_limits(
     failures = ET.parse(junit).getroot().findall(".//failure")
     messages = [failure.get("message", "") for failure in failures]
     assert any(message.startswith("error_rate observed") and "grade poor" in message for message in messages)
+    assert summary.read_text().startswith("## Thresholds FAILED")
 
 
 def test_abort_on_fail_stops_the_run_early(grpc_backend: Backend, tmp_path: Path) -> None:
@@ -272,6 +275,12 @@ REFUSALS = [
         GATE,
         ("--thresholds-report gate.pdf: unsupported extension",),
         ("--thresholds-report", "gate.pdf"),
+    ),
+    Refusal(
+        "unknown report format prefix",
+        GATE,
+        ("--thresholds-report pdf:{dir}/gate: unknown format prefix 'pdf'",),
+        ("--thresholds-report", "pdf:{dir}/gate"),
     ),
     Refusal(
         "report under a file",

@@ -25,7 +25,10 @@ from locust_ext.thresholds.model import (
     ThresholdsSpec,
 )
 
-__all__ = ["STATS", "load_thresholds", "parse_thresholds", "percentile_of_stat"]
+__all__ = ["DEFAULT_GRADES", "STATS", "load_thresholds", "parse_thresholds", "percentile_of_stat"]
+
+#: The grades of a file that lists none, best first (worse than the last is "poor").
+DEFAULT_GRADES = ("excellent", "good", "acceptable")
 
 #: Response-time statistics a rule may name besides percentiles ("p95", "p99.9", ...).
 STATS = ("avg", "min", "max", "median")
@@ -175,14 +178,13 @@ def parse_thresholds(text: str, path: str = "<thresholds>") -> ThresholdsSpec:
         line = mark.line + 1 if mark else None
         raise ThresholdsFileError(path, line, "", f"invalid YAML: {exc.problem or exc.context}") from exc
     if root is None:
-        raise ThresholdsFileError(path, None, "", "the file is empty; it needs at least 'grades' and 'rules'")
+        raise ThresholdsFileError(path, None, "", "the file is empty; it needs at least 'rules'")
     top = _Node(path, root, "")
     entries = top.mapping(_TOP_KEYS)
-    for required in ("grades", "rules"):
-        if required not in entries:
-            raise top.error(f"missing required key {required!r}")
+    if "rules" not in entries:
+        raise top.error("missing required key 'rules'")
 
-    grades = _grades(entries["grades"])
+    grades = _grades(entries["grades"]) if "grades" in entries else DEFAULT_GRADES
     all_grades = (*grades, WORST_GRADE)
     fail_at = WORST_GRADE
     if "fail_at" in entries:

@@ -31,10 +31,12 @@ from locust_ext.thresholds.loader import load_thresholds
 from locust_ext.thresholds.model import Rule, ThresholdsError, ThresholdsSpec
 from locust_ext.thresholds.reports import (
     REPORT_FORMATS,
+    ReportPathError,
+    ReportTarget,
     RunInfo,
     console_table,
-    report_format,
     report_path_problem,
+    report_target,
     table_rows,
     verdict_document,
     write_reports,
@@ -67,7 +69,8 @@ def add_arguments(parser: Any) -> None:
         action="append",
         default=[],
         env_var="LOCUST_THRESHOLDS_REPORT",
-        help=f"write the verdict here; the extension picks the format ({', '.join(REPORT_FORMATS)}); repeatable",
+        help=f"write the verdict here; the extension picks the format ({', '.join(REPORT_FORMATS)}), or a prefix "
+        "does (json:, junit:, md:, html:, e.g. md:$GITHUB_STEP_SUMMARY); repeatable",
     )
     group.add_argument(
         "--thresholds-baseline",
@@ -101,19 +104,23 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
         if reports or baseline_path:
             exit_invalid("--thresholds-report and --thresholds-baseline need --thresholds")
         return
-    for path in reports:
-        if report_format(path) is None:
-            exit_invalid(f"--thresholds-report {path}: unsupported extension (use {', '.join(REPORT_FORMATS)})")
-        problem = report_path_problem(path)
+    targets: list[ReportTarget] = []
+    for value in reports:
+        try:
+            target = report_target(value)
+        except ReportPathError as exc:
+            exit_invalid(f"--thresholds-report {value}: {exc}")
+        problem = report_path_problem(target.path)
         if problem is not None:
-            exit_invalid(f"--thresholds-report {path}: cannot write: {problem}")
+            exit_invalid(f"--thresholds-report {value}: cannot write: {problem}")
+        targets.append(target)
     try:
         spec = load_thresholds(options.thresholds)
         baseline = load_baseline(baseline_path) if baseline_path else None
     except ThresholdsError as exc:
         exit_invalid(str(exc))
         return
-    ThresholdGate(environment, spec, reports=reports, baseline=baseline, baseline_path=baseline_path)
+    ThresholdGate(environment, spec, reports=targets, baseline=baseline, baseline_path=baseline_path)
 
 
 class ThresholdGate:
@@ -127,7 +134,7 @@ class ThresholdGate:
         environment: Environment,
         spec: ThresholdsSpec,
         *,
-        reports: Sequence[str] = (),
+        reports: Sequence[ReportTarget] = (),
         baseline: BaselineLookup | None = None,
         baseline_path: str | None = None,
     ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -18,12 +19,15 @@ from locust_ext.thresholds.grading import MetricResult, Verdict
 
 __all__ = [
     "REPORT_FORMATS",
+    "REPORT_PREFIXES",
     "SCHEMA",
+    "ReportPathError",
+    "ReportTarget",
     "RunInfo",
     "console_table",
     "render_report",
-    "report_format",
     "report_path_problem",
+    "report_target",
     "result_cells",
     "table_rows",
     "verdict_document",
@@ -34,6 +38,39 @@ __all__ = [
 SCHEMA = "locust-ext/thresholds-report/v1"
 #: File extension -> format name.
 REPORT_FORMATS = {".json": "json", ".xml": "junit", ".md": "markdown", ".html": "html"}
+#: ``format:`` prefix of a report path -> format name, for paths whose extension says nothing
+#: (``md:$GITHUB_STEP_SUMMARY``).
+REPORT_PREFIXES = {"json": "json", "junit": "junit", "xml": "junit", "md": "markdown", "markdown": "markdown",
+                   "html": "html"}  # fmt: skip
+_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):(.+)$")
+
+
+class ReportPathError(ValueError):
+    """A ``--thresholds-report`` value whose format cannot be told (unknown prefix or extension)."""
+
+
+@dataclass(frozen=True)
+class ReportTarget:
+    """Where one report goes and in which format."""
+
+    path: str
+    format: str
+
+
+def report_target(value: str) -> ReportTarget:
+    """``md:PATH`` (an explicit format prefix) or ``PATH.ext`` (the format from the extension); raises
+    :class:`ReportPathError` with a one-line reason otherwise."""
+    found = _PREFIX.match(value)
+    if found is not None:
+        prefix, path = found.groups()
+        fmt = REPORT_PREFIXES.get(prefix.lower())
+        if fmt is None:
+            raise ReportPathError(f"unknown format prefix {prefix!r} (use {', '.join(REPORT_PREFIXES)})")
+        return ReportTarget(path, fmt)
+    fmt = REPORT_FORMATS.get(os.path.splitext(value)[1].lower())
+    if fmt is None:
+        raise ReportPathError(f"unsupported extension (use {', '.join(REPORT_FORMATS)}, or a prefix such as md:PATH)")
+    return ReportTarget(value, fmt)
 
 
 @dataclass(frozen=True)
@@ -49,11 +86,6 @@ class RunInfo:
     duration_s: float | None
     thresholds_file: str
     baseline_file: str | None
-
-
-def report_format(path: str) -> str | None:
-    """The format a report path asks for by its extension; None when the extension is not supported."""
-    return REPORT_FORMATS.get(os.path.splitext(path)[1].lower())
 
 
 def report_path_problem(path: str) -> str | None:
@@ -290,12 +322,9 @@ def render_report(verdict: Verdict, run: RunInfo | None, fmt: str) -> str:
     return _html(verdict, run)
 
 
-def write_reports(verdict: Verdict, run: RunInfo | None, paths: Sequence[str]) -> None:
-    """Write one report per path, the format chosen by its extension; parent folders are created."""
-    for path in paths:
-        fmt = report_format(path)
-        if fmt is None:
-            raise ValueError(f"{path}: unsupported report extension (use {', '.join(REPORT_FORMATS)})")
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(render_report(verdict, run, fmt), encoding="utf-8")
+def write_reports(verdict: Verdict, run: RunInfo | None, targets: Sequence[ReportTarget]) -> None:
+    """Write one report per target; parent folders are created."""
+    for target in targets:
+        path = Path(target.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_report(verdict, run, target.format), encoding="utf-8")
