@@ -1,0 +1,142 @@
+"""Check container command lines the way each container would start, in a staged copy of the image.
+
+Run as ``python tests/container_command.py`` with a JSON list of ``{"argv": [...], "env": {...}}`` on stdin,
+and the working directory and PYTHONPATH set to a tree staged from monitoring/Dockerfile's COPY lines
+(tests/test_monitoring_config.py does this). ``argv`` is the whole command: ``["locust", ...]`` (the image's
+entrypoint) or ``["python", "-m", "backends.<server>", ...]``; ``env`` is the container's environment. Each
+command is checked in a forked child with exactly that environment (the imports are paid once). A Locust
+command is parsed by Locust's own parser with the suite's flags registered (importing locust_ext adds them
+through ``init_command_line_parser``), so Locust's env vars (``LOCUST_HOST``, ``LOCUST_STATSD_HOST``, ...) and
+``--config`` files count as they would in the container; then every file it names must exist, the thresholds
+file must load, and on a master or a standalone run every user class must accept the host it would run
+against. Prints a JSON list with each command's exit code, stdout (one JSON line describing what was found)
+and stderr (``error: ...``; exit 2, as argparse's own errors).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import locust  # noqa: F401  (first: patches the standard library with gevent)
+from locust import User
+from locust.argument_parser import get_parser
+from locust.util.load_locustfile import load_locustfile
+
+import locust_ext  # registers the suite's flags
+from locust_ext.grpc import GrpcUser
+from locust_ext.grpc.target import parse_target
+from locust_ext.thresholds import load_thresholds
+from locust_ext.websocket import WebSocketUser
+from locust_ext.websocket.options import check_url
+
+__all__ = ["check_all", "host_problem"]
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def host_problem(user_classes: Iterable[type[User]], host: str | None) -> str | None:
+    """The first user class that cannot run against ``host`` (or its own ``host`` when None), and why."""
+    for user_class in user_classes:
+        target = host or user_class.host
+        try:
+            if issubclass(user_class, GrpcUser):
+                parse_target(target, owner=user_class.__name__)  # names the class itself
+            elif issubclass(user_class, WebSocketUser):
+                check_url(target)
+        except ValueError as exc:
+            return str(exc) if issubclass(user_class, GrpcUser) else f"{user_class.__name__}: {exc}"
+    return None
+
+
+def check_locust(args: list[str]) -> dict[str, Any]:
+    """Parse a Locust command line as the container would; fail on anything that would stop it at start."""
+    options = get_parser().parse_args(args)
+    locustfiles = str(options.locustfile).split(",")
+    for path in [*locustfiles, options.thresholds, options.thresholds_baseline]:
+        if path and not Path(path).is_file():
+            fail(f"{path}: no such file in the image")
+    if options.thresholds:
+        load_thresholds(options.thresholds)
+    user_classes: dict[str, type[User]] = {}
+    for path in locustfiles:
+        found, _ = load_locustfile(path)
+        user_classes.update(found)
+    chosen = [cls for name, cls in user_classes.items() if not options.user_classes or name in options.user_classes]
+    if not chosen:
+        fail(f"no user class in {options.locustfile}")
+    hosts = {cls.__name__: options.host or cls.host for cls in chosen}
+    if not options.worker:  # a worker runs against the host in the master's spawn message
+        problem = host_problem(chosen, options.host)
+        if problem:
+            fail(problem)
+    role = "master" if options.master else "worker" if options.worker else "standalone"
+    return {
+        "role": role,
+        "host": options.host,
+        "hosts": hosts,
+        "statsd_host": options.statsd_host,
+        "suite": locust_ext.__file__,
+    }
+
+
+def check_backend(module: str, args: list[str]) -> dict[str, Any]:
+    """Parse a reference backend's command line with its own parser."""
+    if module not in ("backends.grpc_server", "backends.websocket_server"):
+        fail(f"not a reference backend: {module}")
+    server = importlib.import_module(module)
+    return {"role": "backend", "options": vars(server.parse_args(args))}
+
+
+def check(argv: list[str]) -> None:
+    if argv[:1] == ["locust"]:
+        found = check_locust(argv[1:])
+    elif argv[:2] == ["python", "-m"] and len(argv) > 2:
+        found = check_backend(argv[2], argv[3:])
+    else:
+        fail(f"not a command of this image: {argv}")
+    print(json.dumps(found, default=str))
+
+
+def check_forked(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run :func:`check` in a child with ``env`` as its whole environment; its exit code and output."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 0
+            try:
+                os.dup2(out.fileno(), 1)
+                os.dup2(err.fileno(), 2)
+                os.environ.clear()
+                os.environ.update(env)
+                check(argv)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException as exc:
+                print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                code = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        out.seek(0)
+        err.seek(0)
+        return {"returncode": os.waitstatus_to_exitcode(status), "stdout": out.read(), "stderr": err.read()}
+
+
+def check_all(commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each command's result, in order."""
+    return [check_forked(command["argv"], command["env"]) for command in commands]
+
+
+if __name__ == "__main__":
+    print(json.dumps(check_all(json.load(sys.stdin))))
