@@ -24,10 +24,10 @@ def _features() -> list[tuple[Callable[..., None], Callable[..., None]]]:
     from locust_ext import latency
 
     features.append((latency.add_arguments, latency.on_init))
-    # gRPC user: GrpcUser classes' configuration checked before any user spawns.
-    from locust_ext.grpc import locust_hooks as grpc_hooks
+    # Host checks: every suite user class's settings at start-up, its host when the run's host is known.
+    from locust_ext import host_check
 
-    features.append((grpc_hooks.add_arguments, grpc_hooks.on_init))
+    features.append((host_check.add_arguments, host_check.on_init))
     # StatsD mirror: --statsd-* flags; request timers/counters and run gauges to StatsD.
     from locust_ext import statsd
 
@@ -57,9 +57,10 @@ def register() -> None:
     if _registered:
         return
     _registered = True
-    from locust_ext import latency
+    from locust_ext import derived, latency
 
     latency.install()
+    derived.install()  # derived measurements (stream messages, pushes, keepalives) kept out of Locust's total
     for add_arguments, on_init in _features():
         events.init_command_line_parser.add_listener(add_arguments)
         events.init.add_listener(on_init)

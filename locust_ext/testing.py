@@ -204,7 +204,8 @@ def run_distributed(
     """A master plus ``workers`` worker processes on loopback; returns the master's result once it exits.
 
     ``master_args`` (e.g. ``--headless -u 4 -t 5s``) go to the master, which waits for every worker;
-    ``worker_args`` to each worker (flags a worker reads itself, such as ``--host``). Workers' output is
+    ``worker_args`` to each worker (flags a worker reads itself, such as ``--statsd-*``; never ``--host``: the
+    master sends it in its spawn message, as users run it). Workers' output is
     discarded; they are given 20 s to follow the master out, then killed.
     """
     port = str(free_port())

@@ -272,7 +272,7 @@ def test_tls_and_mtls_users(tmp_path: Path) -> None:
 )
 def test_bad_host_is_refused_with_a_fix(host: str | None, message: str) -> None:
     with pytest.raises(GrpcConfigError, match=message):
-        Hello.check_config(host)
+        Hello.check_host(host)
 
 
 def test_unreadable_tls_file_is_named() -> None:
@@ -280,7 +280,7 @@ def test_unreadable_tls_file_is_named() -> None:
         root_certificates = "/nonexistent/ca.pem"
 
     with pytest.raises(GrpcConfigError, match=r"Tls.root_certificates = '/nonexistent/ca.pem': cannot read"):
-        Tls.check_config("grpcs://127.0.0.1:1")
+        Tls.check_host("grpcs://127.0.0.1:1")
 
 
 def test_one_connection_per_user_and_shared_pools(grpc_backend: Backend) -> None:
@@ -507,7 +507,7 @@ def test_tls_settings_on_a_plaintext_host_are_refused() -> None:
         root_certificates = "/some/ca.pem"
 
     with pytest.raises(GrpcConfigError, match="plaintext; use grpcs://"):
-        Confused.check_config("127.0.0.1:50051")
+        Confused.check_host("127.0.0.1:50051")
 
 
 @pytest.mark.parametrize(

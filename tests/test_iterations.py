@@ -34,8 +34,7 @@ def test_distributed_run_makes_exactly_the_limit_across_workers(grpc_backend: Ba
     report = tmp_path / "distributed"
     master_args = ["--headless", "-u", "6", "-r", "6", "-t", "60s", "-H", grpc_backend.address]
     master_args += ["--iteration-limit", "1001", "--json-file", str(report)]
-    worker_args = ["-H", grpc_backend.address]
-    head = run_distributed(LOCUSTFILE, master_args, worker_args=worker_args, env=NO_PACING, timeout=RUN_TIMEOUT_S)
+    head = run_distributed(LOCUSTFILE, master_args, env=NO_PACING, timeout=RUN_TIMEOUT_S)
     assert head.returncode == 0, head.stderr[-2000:]
     assert "Every worker has finished its share of the iterations" in head.stderr
     assert server_calls(grpc_backend) == 1001
@@ -49,8 +48,7 @@ def test_distributed_limit_with_fewer_users_than_workers_is_refused_before_load(
     server_calls(grpc_backend, reset=True)
     master_args = ["--headless", "-u", "1", "-r", "1", "-t", "60s", "-H", grpc_backend.address]
     master_args += ["--iteration-limit", "50"]
-    worker_args = ["-H", grpc_backend.address]
-    head = run_distributed(LOCUSTFILE, master_args, worker_args=worker_args, env=NO_PACING, timeout=RUN_TIMEOUT_S)
+    head = run_distributed(LOCUSTFILE, master_args, env=NO_PACING, timeout=RUN_TIMEOUT_S)
     assert head.returncode == 2, head.stderr[-2000:]
     errors = [line for line in head.stderr.splitlines() if "/ERROR/" in line]
     assert len(errors) == 1 and errors[0].endswith(

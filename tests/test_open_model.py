@@ -186,7 +186,7 @@ def test_a_distributed_open_model_run_starts_the_whole_schedule_once_across_work
     master_args = ["--headless", "-u", "4", "-r", "4", "-t", "60s", "-H", grpc_backend.address]
     master_args += ["--arrival-stages", "2s:50,2s:50", "--json-file", str(report)]
     started_at = time.monotonic()
-    head = run_distributed(LOCUSTFILE, master_args, worker_args=["-H", grpc_backend.address], timeout=RUN_TIMEOUT_S)
+    head = run_distributed(LOCUSTFILE, master_args, timeout=RUN_TIMEOUT_S)
     assert head.returncode == 0, head.stderr[-2000:]
     assert "Every worker has finished its share of the iterations" in head.stderr
     summary = SUMMARY.search(head.stderr)

@@ -60,7 +60,6 @@ def run_gauges(host: str, out: Path, seconds: int, env: dict[str, str] | None = 
     return run_distributed(
         FOR_TESTS / "ws_user_gauges.py",
         ["--headless", "-u", "10", "-r", "10", "-t", f"{seconds}s", "--only-summary", "--host", host],
-        worker_args=["--host", host],
         env={**ENV, "WS_GAUGES_OUT": str(out), **(env or {})},
         timeout=RUN_TIMEOUT_S,
     )

@@ -8,11 +8,11 @@ from locust_ext.grpc.gevent_support import init_grpc_gevent
 init_grpc_gevent()
 
 from locust_ext.grpc.errors import GrpcCallError, GrpcConfigError, GrpcUserError  # noqa: E402
-from locust_ext.grpc.recording import EXTRA_EVENT_TYPES, REQUEST_TYPE, RecordedStream  # noqa: E402
+from locust_ext.grpc.recording import DERIVED_REQUEST_TYPES, REQUEST_TYPE, RecordedStream  # noqa: E402
 from locust_ext.grpc.user import GrpcUser  # noqa: E402
 
 __all__ = [
-    "EXTRA_EVENT_TYPES",
+    "DERIVED_REQUEST_TYPES",
     "REQUEST_TYPE",
     "GrpcCallError",
     "GrpcConfigError",

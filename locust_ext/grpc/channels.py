@@ -18,7 +18,7 @@ import grpc
 from locust_ext.grpc.errors import GrpcConfigError
 from locust_ext.grpc.target import GrpcTarget
 
-__all__ = ["ChannelSpec", "SharedChannels", "open_channel"]
+__all__ = ["ChannelSpec", "SharedChannels", "open_channel", "tls_credentials"]
 
 #: Makes grpc give this channel subchannels of its own instead of sharing the process-wide pool.
 OWN_CONNECTION_OPTION = ("grpc.use_local_subchannel_pool", 1)
@@ -39,21 +39,7 @@ class ChannelSpec:
 
     def credentials(self) -> grpc.ChannelCredentials:
         """TLS credentials from the configured PEM files; mTLS when a client certificate is given."""
-        if bool(self.client_certificate) != bool(self.client_key):
-            raise GrpcConfigError(f"{self.owner}: client_certificate and client_key must be set together")
-        return grpc.ssl_channel_credentials(
-            root_certificates=self._read("root_certificates", self.root_certificates),
-            private_key=self._read("client_key", self.client_key),
-            certificate_chain=self._read("client_certificate", self.client_certificate),
-        )
-
-    def _read(self, attribute: str, path: str | None) -> bytes | None:
-        if path is None:
-            return None
-        try:
-            return Path(path).read_bytes()
-        except OSError as exc:
-            raise GrpcConfigError(f"{self.owner}.{attribute} = {path!r}: cannot read: {exc.strerror or exc}") from None
+        return tls_credentials(self.owner, self.root_certificates, self.client_certificate, self.client_key)
 
     def channel_options(self) -> list[tuple[str, Any]]:
         options = [OWN_CONNECTION_OPTION, *self.options]
@@ -70,6 +56,28 @@ class ChannelSpec:
             )
         if self.target.secure:
             self.credentials()
+
+
+def tls_credentials(
+    owner: str, root_certificates: str | None, client_certificate: str | None, client_key: str | None
+) -> grpc.ChannelCredentials:
+    """Credentials from PEM paths; raises GrpcConfigError naming ``owner``'s attribute and path when one is unusable."""
+    if bool(client_certificate) != bool(client_key):
+        raise GrpcConfigError(f"{owner}: client_certificate and client_key must be set together")
+
+    def read(attribute: str, path: str | None) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise GrpcConfigError(f"{owner}.{attribute} = {path!r}: cannot read: {exc.strerror or exc}") from None
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read("root_certificates", root_certificates),
+        private_key=read("client_key", client_key),
+        certificate_chain=read("client_certificate", client_certificate),
+    )
 
 
 def open_channel(spec: ChannelSpec) -> grpc.Channel:

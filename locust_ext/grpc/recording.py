@@ -2,8 +2,9 @@
 
 Stubs built on a :class:`RecordingChannel` behave like ordinary grpc stubs; each call additionally fires
 ``request_type="grpc"`` with ``name`` = the method path. A failed call is recorded, then raised into the
-task as :class:`~locust_ext.grpc.errors.GrpcCallError` (a ``grpc.RpcError``). Extra events carry their own
-request types (see ``EXTRA_EVENT_TYPES``); their names are the method path too.
+task as :class:`~locust_ext.grpc.errors.GrpcCallError` (a ``grpc.RpcError``). Streams also record derived
+measurements under request types of their own (``DERIVED_REQUEST_TYPES``), named by the method path too; they
+are registered with :mod:`locust_ext.derived`, so Locust's total counts calls only.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import gevent
 import grpc
 from locust.event import EventHook
 
+from locust_ext.derived import register_derived
 from locust_ext.grpc.errors import GrpcCallError
 from locust_ext.stopping import CallsInFlight
 
 __all__ = [
-    "EXTRA_EVENT_TYPES",
+    "DERIVED_REQUEST_TYPES",
     "FIRST_MESSAGE",
     "MESSAGE_LATENCY",
     "MESSAGE_ROUND_TRIP",
@@ -40,7 +42,9 @@ FIRST_MESSAGE = "grpc-first-message"
 MESSAGE_LATENCY = "grpc-message-latency"
 #: Per bidi reply: its arrival minus the moment its request left the request iterator (one reply per request).
 MESSAGE_ROUND_TRIP = "grpc-message-rtt"
-EXTRA_EVENT_TYPES = (FIRST_MESSAGE, MESSAGE_LATENCY, MESSAGE_ROUND_TRIP)
+#: Measurements within a call, not calls: their rows stay, Locust's total leaves them out.
+DERIVED_REQUEST_TYPES = (FIRST_MESSAGE, MESSAGE_LATENCY, MESSAGE_ROUND_TRIP)
+register_derived(*DERIVED_REQUEST_TYPES)
 
 Metadata = Sequence[tuple[str, str | bytes]]
 SendTime = Callable[[Any], float | None]

@@ -16,16 +16,18 @@ from gevent.pool import Group
 from locust import User
 from locust.env import Environment
 
-from locust_ext.grpc.channels import ChannelSpec, SharedChannels, open_channel
+from locust_ext.grpc.channels import ChannelSpec, SharedChannels, open_channel, tls_credentials
+from locust_ext.grpc.errors import GrpcConfigError
 from locust_ext.grpc.recording import CallRecorder, RecordingChannel, SendTime, sent_at_unix_nanos
 from locust_ext.grpc.reflection import ReflectionClient
 from locust_ext.grpc.target import parse_target
+from locust_ext.host_check import HostCheckedUser
 from locust_ext.stopping import stop_would_kill
 
 __all__ = ["GrpcUser", "grpc_user_classes"]
 
 
-class GrpcUser(User):
+class GrpcUser(HostCheckedUser, User):
     """Base class for gRPC users: set ``host`` and ``stub_class``, call ``self.stub`` in tasks.
 
     ``self.channel`` is the recording channel (build more stubs on it); ``self.raw_channel`` the plain one.
@@ -119,11 +121,17 @@ class GrpcUser(User):
         return spec
 
     @classmethod
-    def check_config(cls, host: str | None) -> None:
-        """Validate the class for ``host`` before any user is spawned (called by the plugin at init)."""
-        cls.channel_spec(host)
+    def check_settings(cls) -> None:
+        """What does not depend on the host: the pool size, and the TLS files are there, readable and paired."""
         if cls.channel_pool_size is not None and cls.channel_pool_size < 1:
-            raise ValueError(f"{cls.__name__}.channel_pool_size must be None or >= 1, not {cls.channel_pool_size}")
+            raise GrpcConfigError(f"{cls.__name__}.channel_pool_size must be None or >= 1, not {cls.channel_pool_size}")
+        tls_credentials(cls.__name__, cls.root_certificates, cls.client_certificate, cls.client_key)
+
+    @classmethod
+    def check_host(cls, host: str | None) -> None:
+        """The class can open channels to ``host``: a gRPC target, TLS settings only with ``grpcs://``."""
+        cls.channel_spec(host)
+        cls.check_settings()
 
     @contextmanager
     def call_name(self, name: str) -> Iterator[None]:

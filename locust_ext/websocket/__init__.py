@@ -10,14 +10,13 @@ from typing import Any
 
 from locust.env import Environment
 
-from locust_ext.cli import exit_invalid
 from locust_ext.websocket.display import ConnectionDisplay
 from locust_ext.websocket.errors import WebSocketConfigError, WebSocketFailure, WebSocketUserError
 from locust_ext.websocket.gauges import ConnectionCounts, ConnectionGauges
 from locust_ext.websocket.preflight import DEFAULT_FD_RESERVE, fd_budget
 from locust_ext.websocket.reconnect import ReconnectPolicy
 from locust_ext.websocket.session import WebSocketSession
-from locust_ext.websocket.user import WebSocketUser, check_user_classes
+from locust_ext.websocket.user import WebSocketUser
 
 __all__ = [
     "ConnectionCounts",
@@ -52,12 +51,8 @@ def add_arguments(parser: Any, **_: Any) -> None:
 
 
 def on_init(environment: Environment, **_: Any) -> None:
-    """Check the WebSocket user classes before load, and bind the connection gauges and their display."""
+    """Set the descriptor reserve, and bind the connection gauges and their display (host checks: host_check)."""
     options = environment.parsed_options
     if options is not None:
         fd_budget.reserve = getattr(options, "ws_fd_reserve", DEFAULT_FD_RESERVE)
-        try:
-            check_user_classes(environment)
-        except WebSocketConfigError as exc:
-            exit_invalid(str(exc))
     ConnectionDisplay(environment, ConnectionGauges(environment))

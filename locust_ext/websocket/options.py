@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from locust_ext.websocket.errors import WebSocketConfigError
 
-__all__ = ["ConnectOptions", "check_url", "tls_context"]
+__all__ = ["ConnectOptions", "check_settings", "check_url", "tls_context"]
 
 SCHEMES = ("ws", "wss")
 #: Handshake headers websocket-client writes itself, lower-cased, with the setting to use instead.
@@ -78,6 +78,38 @@ def tls_context(
     return context
 
 
+def _check_timeout(connect_timeout: float) -> None:
+    if not connect_timeout > 0:
+        raise WebSocketConfigError(f"connect_timeout {connect_timeout!r}: must be a positive number of seconds")
+
+
+def _checked_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """A copy of ``headers`` once no name or value could break the upgrade request or repeat the handshake's."""
+    extra = dict(headers or {})
+    for key, value in extra.items():
+        if "\n" in key or "\r" in key or "\n" in value or "\r" in value or ":" in key:
+            raise WebSocketConfigError(f"headers[{key!r}]: a header name or value with ':' or a line break")
+        if key.lower() in _HANDSHAKE_HEADERS:
+            raise WebSocketConfigError(f"headers[{key!r}]: set by the handshake; use {_HANDSHAKE_HEADERS[key.lower()]}")
+    return extra
+
+
+def check_settings(
+    *,
+    connect_timeout: float,
+    headers: Mapping[str, str] | None = None,
+    tls_ca_file: str | None = None,
+    tls_client_cert: str | None = None,
+    tls_client_key: str | None = None,
+    tls_verify: bool = True,
+) -> None:
+    """Check what does not depend on the URL: the timeout, the headers, and any TLS files given."""
+    _check_timeout(connect_timeout)
+    _checked_headers(headers)
+    if tls_ca_file or tls_client_cert or tls_client_key:
+        tls_context(ca_file=tls_ca_file, client_cert=tls_client_cert, client_key=tls_client_key, verify=tls_verify)
+
+
 def _pop_header(headers: dict[str, str], name: str) -> str | None:
     """Remove header ``name`` (any case) from ``headers`` and return its value."""
     for key in headers:
@@ -115,16 +147,8 @@ class ConnectOptions:
     ) -> ConnectOptions:
         """Check every value; a TLS context is made only for ``wss://``."""
         checked = check_url(url)
-        if not connect_timeout > 0:
-            raise WebSocketConfigError(f"connect_timeout {connect_timeout!r}: must be a positive number of seconds")
-        extra = dict(headers or {})
-        for key, value in extra.items():
-            if "\n" in key or "\r" in key or "\n" in value or "\r" in value or ":" in key:
-                raise WebSocketConfigError(f"headers[{key!r}]: a header name or value with ':' or a line break")
-            if key.lower() in _HANDSHAKE_HEADERS:
-                raise WebSocketConfigError(
-                    f"headers[{key!r}]: set by the handshake; use {_HANDSHAKE_HEADERS[key.lower()]}"
-                )
+        _check_timeout(connect_timeout)
+        extra = _checked_headers(headers)
         origin = _pop_header(extra, "origin")
         host_header = _pop_header(extra, "host")
         context = None

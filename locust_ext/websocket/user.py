@@ -11,19 +11,21 @@ from gevent.pool import Group
 from locust import User
 from locust.env import Environment
 
+from locust_ext.host_check import HostCheckedUser
 from locust_ext.stopping import stop_would_kill
+from locust_ext.websocket.errors import WebSocketConfigError
 from locust_ext.websocket.gauges import counts_for
-from locust_ext.websocket.options import ConnectOptions
+from locust_ext.websocket.options import ConnectOptions, check_settings
 from locust_ext.websocket.preflight import preflight_messages
 from locust_ext.websocket.reconnect import ReconnectPolicy
 from locust_ext.websocket.session import DEFAULT_RECONNECT, SessionSettings, WebSocketSession
 
-__all__ = ["WebSocketUser", "check_user_classes", "session_settings"]
+__all__ = ["WebSocketUser", "session_settings"]
 
 log = logging.getLogger("locust_ext.websocket")
 
 
-class WebSocketUser(User):
+class WebSocketUser(HostCheckedUser, User):
     """A user with one WebSocket connection, ``self.ws`` (a :class:`WebSocketSession`).
 
     The connection opens when the user starts; ``on_start`` waits until it is up (connect failures are
@@ -83,6 +85,29 @@ class WebSocketUser(User):
             context=self.context,
         )
 
+    @classmethod
+    def check_settings(cls) -> None:
+        """What does not depend on the host: the connect timeout, headers and TLS files."""
+        try:
+            check_settings(
+                connect_timeout=cls.connect_timeout,
+                headers=cls.headers,
+                tls_ca_file=cls.tls_ca_file,
+                tls_client_cert=cls.tls_client_cert,
+                tls_client_key=cls.tls_client_key,
+                tls_verify=cls.tls_verify,
+            )
+        except WebSocketConfigError as exc:
+            raise WebSocketConfigError(f"{cls.__name__}: {exc}") from None
+
+    @classmethod
+    def check_host(cls, host: str | None) -> None:
+        """The class can connect to ``host``: a ws:// or wss:// URL, with everything else it needs."""
+        try:
+            session_settings(cls, host)
+        except WebSocketConfigError as exc:
+            raise WebSocketConfigError(f"{cls.__name__}: {exc}") from None
+
     def stop(self, force: bool = False) -> bool:
         """Stop like any Locust user, but never kill one in the middle of a request (see ``stop_grace``)."""
         if stop_would_kill(self, force):
@@ -132,20 +157,6 @@ def session_settings(user_class: type[WebSocketUser], host: str | None) -> Sessi
             decode_json=user_class.decode_json,
         )
     return settings
-
-
-def check_user_classes(environment: Environment) -> None:
-    """Build the settings of every WebSocketUser class now, so a bad host or TLS file stops the run before load.
-
-    Raises :class:`~locust_ext.websocket.errors.WebSocketConfigError` naming the class and the problem.
-    """
-    host = environment.host
-    for user_class in environment.user_classes:
-        if issubclass(user_class, WebSocketUser):
-            try:
-                session_settings(user_class, host or user_class.host)
-            except ValueError as exc:
-                raise type(exc)(f"{user_class.__name__}: {exc}") from None
 
 
 _checked_targets: WeakKeyDictionary[Environment, int] = WeakKeyDictionary()
