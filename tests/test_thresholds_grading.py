@@ -144,6 +144,21 @@ def test_relative_limits_are_graded_against_the_baseline_value() -> None:
     assert grade(table, row({10.4: 1})) == [(None, "warn")]
 
 
+def test_every_result_records_its_observed_value_even_when_it_cannot_be_graded() -> None:
+    """Any report can be the next run's baseline: relative-only limits without a baseline, too few requests."""
+    rules = "  - name: /svc/Method\n    min_requests: 5\n    response_time: {stat: max, baseline: {acceptable: 10}}\n"
+    lenient, strict = spec(rules), spec(rules, "strict: true\n")
+    without_file = evaluate_rule(lenient, lenient.rules[0], [row({7: 5})])[0]
+    assert (without_file.observed, without_file.grade, without_file.outcome) == (7, None, "warn")
+    assert without_file.note == "no baseline: relative limits need --thresholds-baseline"
+    row_missing = evaluate_rule(lenient, lenient.rules[0], [row({7: 5})], lambda entry, metric: None)[0]
+    assert row_missing.observed == 7 and row_missing.note.startswith("no baseline value for this row")
+    assert evaluate_rule(strict, strict.rules[0], [row({7: 5})])[0].outcome == "fail"
+    assert not evaluate(strict, lambda rule: [row({7: 5})]).passed
+    too_few = evaluate_rule(lenient, lenient.rules[0], [row({9: 4})])[0]
+    assert (too_few.observed, too_few.outcome) == (9, "warn") and too_few.note.startswith("insufficient data")
+
+
 def test_relative_throughput_may_drop_by_the_stated_percent() -> None:
     table = spec("  - name: /svc/Method\n    throughput: {acceptable: 1, baseline: {acceptable: 5}}\n")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from locust_ext.thresholds.grading import BaselineLookup
@@ -32,7 +33,7 @@ def load_baseline(path: str | Path) -> BaselineLookup:
             key = (str(result["entry"]), label)
         except (KeyError, TypeError) as exc:
             raise ThresholdsFileError(name, None, f"results[{index}]", f"malformed result: missing {exc}") from exc
-        if isinstance(observed, int | float):
+        if isinstance(observed, int | float) and not isinstance(observed, bool) and math.isfinite(observed):
             values[key] = float(observed)
 
     def lookup(entry: str, metric: str) -> float | None:

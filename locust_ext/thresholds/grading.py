@@ -198,11 +198,13 @@ def evaluate_rule(
 def _grade_row(
     spec: ThresholdsSpec, rule: Rule, row: Observation, metric_rule: MetricRule, baseline: BaselineLookup | None
 ) -> MetricResult:
+    """Grade one row on one metric. The observed value is recorded whether or not it can be graded (too few
+    requests, no baseline for relative limits), so any report can serve as the next run's baseline."""
     insufficient = "fail" if rule.insufficient_data_fails else "warn"
+    observed = measure(metric_rule, row)
     if row.num_requests < rule.min_requests:
         note = f"insufficient data: {row.num_requests} requests, min_requests is {rule.min_requests}"
-        return _ungraded(rule, row.entry, metric_rule, row.num_requests, insufficient, note)
-    observed = measure(metric_rule, row)
+        return _ungraded(rule, row.entry, metric_rule, row.num_requests, insufficient, note, observed)
     if observed is None:
         note = f"insufficient data: nothing to measure {metric_rule.label} on"
         return _ungraded(rule, row.entry, metric_rule, row.num_requests, insufficient, note)
@@ -211,18 +213,21 @@ def _grade_row(
     grades: list[str] = []
     if metric_rule.absolute is not None:
         grades.append(grade_of(observed, metric_rule.absolute, spec.grades, higher_is_better=higher))
-    base = baseline(row.entry, metric_rule.label) if baseline and metric_rule.relative else None
+    base = None
     derived = None
     note = ""
     if metric_rule.relative is not None:
-        if base is None:
-            note = "no baseline value for this row"
+        base = baseline(row.entry, metric_rule.label) if baseline is not None else None
+        if baseline is None:
+            note = "no baseline: relative limits need --thresholds-baseline"
+        elif base is None:
+            note = "no baseline value for this row and metric in the baseline report"
         else:
             derived = relative_limits(metric_rule.relative, base, higher_is_better=higher)
             grades.append(grade_of(observed, derived, spec.grades, higher_is_better=higher))
     if not grades:
         outcome = "fail" if spec.strict else "warn"
-        return _ungraded(rule, row.entry, metric_rule, row.num_requests, outcome, note)
+        return _ungraded(rule, row.entry, metric_rule, row.num_requests, outcome, note, observed)
     grade = max(grades, key=spec.all_grades.index)
     return MetricResult(
         rule=rule.label,
@@ -241,7 +246,15 @@ def _grade_row(
     )
 
 
-def _ungraded(rule: Rule, entry: str, metric_rule: MetricRule, requests: int, outcome: str, note: str) -> MetricResult:
+def _ungraded(
+    rule: Rule,
+    entry: str,
+    metric_rule: MetricRule,
+    requests: int,
+    outcome: str,
+    note: str,
+    observed: float | None = None,
+) -> MetricResult:
     return MetricResult(
         rule=rule.label,
         selector=rule.selector.kind,
@@ -249,7 +262,7 @@ def _ungraded(rule: Rule, entry: str, metric_rule: MetricRule, requests: int, ou
         entry=entry,
         metric=metric_rule,
         requests=requests,
-        observed=None,
+        observed=observed,
         limits=dict(metric_rule.absolute.limits) if metric_rule.absolute else {},
         baseline=None,
         baseline_limits=None,
