@@ -4,6 +4,7 @@ Importing this package registers the suite's command-line flags and listeners wi
 """
 
 from locust_ext import plugin
+from locust_ext.derived import register_derived
 from locust_ext.grpc import GrpcCallError, GrpcUser
 from locust_ext.shapes import (
     ChurnShape,
@@ -34,6 +35,7 @@ __all__: list[str] = [
     "graded_event",
     "load_thresholds",
     "publish_gauge",
+    "register_derived",
 ]
 __version__ = "0.1.0"
 

@@ -23,6 +23,7 @@ EXPECTED_TOP_LEVEL = {
     "graded_event",
     "load_thresholds",
     "publish_gauge",
+    "register_derived",
 }
 
 

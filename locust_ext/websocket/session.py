@@ -18,15 +18,22 @@ out or was cancelled, recorded as ``late reply`` / ``late: reply after its reque
 each connection remembers the ids of the last :data:`ABANDONED_IDS_KEPT` requests it gave up on; a reply
 to an older one, or to a request correlated by ``match=``, cannot be told apart from a push.
 
-Every event has ``request_type="websocket"``. What each one's ``response_time`` means:
+Operations the user made have ``request_type="websocket"``; what each one's ``response_time`` means:
 
-``connect``     TCP connect + TLS handshake + HTTP upgrade
+``connect``     TCP connect + TLS handshake + HTTP upgrade (reconnects too: each is a round trip the server
+                serves, and a refused server must show in the failure ratio)
 ``<request>``   from handing the message to the socket until the matched reply arrived
 ``<send>``      handing one message to the socket (the kernel's send buffer), not its delivery
-``push <type>`` the message's age (now minus its ``sent_at`` wall-clock time) when it carries one, else 0
-``ping``        a protocol ping (RFC 6455) until its pong; ``keepalive`` the same for idle-time pings
-``disconnect``  how long the connection had been open when it dropped
-``late reply``  from sending the request that gave up until its reply came after all
+``ping``        ``self.ws.ping()``: a protocol ping (RFC 6455) until its pong
+
+Derived measurements have request types of their own (``DERIVED_REQUEST_TYPES``, registered with
+:mod:`locust_ext.derived`): their rows stay in Locust's table, its total (Aggregated, requests/s, failure
+ratio) leaves them out.
+
+``websocket-push``       ``push <type>``: the message's age (now minus its ``sent_at``) when it carries one, else 0
+``websocket-keepalive``  ``keepalive``: an idle-time protocol ping the session sent itself, until its pong
+``websocket-disconnect`` ``disconnect``: how long the connection had been open when it dropped
+``websocket-late-reply`` ``late reply``: from sending the request that gave up until its reply came after all
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from gevent.event import Event
 from locust.event import EventHook
 from websocket import WebSocket
 
+from locust_ext.derived import register_derived
 from locust_ext.stopping import CallsInFlight
 from locust_ext.websocket.errors import WebSocketFailure, close_code_text, close_detail, connect_failure
 from locust_ext.websocket.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
@@ -68,13 +76,29 @@ from locust_ext.websocket.waiter import Waiter
 __all__ = [
     "ABANDONED_IDS_KEPT",
     "DEFAULT_RECONNECT",
+    "DERIVED_REQUEST_TYPES",
+    "DISCONNECT_TYPE",
+    "KEEPALIVE_TYPE",
     "LATE_REPLY",
+    "LATE_REPLY_TYPE",
+    "PUSH_TYPE",
     "REQUEST_TYPE",
     "SessionSettings",
     "WebSocketSession",
 ]
 
 REQUEST_TYPE = "websocket"
+#: Messages no request was waiting for, named by ``push_name`` (default ``push <type>``).
+PUSH_TYPE = "websocket-push"
+#: Idle-time pings the session sends itself, named ``keepalive``.
+KEEPALIVE_TYPE = "websocket-keepalive"
+#: Connections that dropped, named ``disconnect``.
+DISCONNECT_TYPE = "websocket-disconnect"
+#: Replies that came after their request gave up (already recorded as its failure), named ``late reply``.
+LATE_REPLY_TYPE = "websocket-late-reply"
+#: Not operations: their rows stay, Locust's total leaves them out.
+DERIVED_REQUEST_TYPES = (PUSH_TYPE, KEEPALIVE_TYPE, DISCONNECT_TYPE, LATE_REPLY_TYPE)
+register_derived(*DERIVED_REQUEST_TYPES)
 KEEPALIVE = "keepalive"
 LATE_REPLY = "late reply"
 #: Ids of given-up requests each connection remembers, newest kept, to recognise their late replies.
@@ -306,11 +330,18 @@ class WebSocketSession:
 
     # Recording
 
-    def _fire(self, name: str, started: float, length: int, failure: BaseException | None) -> float:
+    def _fire(
+        self,
+        name: str,
+        started: float,
+        length: int,
+        failure: BaseException | None,
+        request_type: str = REQUEST_TYPE,
+    ) -> float:
         """Record one event: the single place this module talks to Locust's request event."""
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         self._request_event.fire(
-            request_type=REQUEST_TYPE,
+            request_type=request_type,
             name=name,
             response_time=elapsed_ms,
             response_length=length,
@@ -508,7 +539,7 @@ class WebSocketSession:
         failure = WebSocketFailure("disconnect", detail or "closed by the client")
         if detail is not None and not self._closing:
             self._counts.drops += 1
-            self._fire("disconnect", self._connected_at, 0, failure)
+            self._fire("disconnect", self._connected_at, 0, failure, DISCONNECT_TYPE)
         waiters = list(self._waiters())
         self._by_id.clear()
         self._abandoned.clear()
@@ -590,7 +621,7 @@ class WebSocketSession:
             self._dispatch(message, len(payload))
         elif opcode == OP_PONG:
             if payload == _KEEPALIVE_TOKEN and self._pinged_at is not None:
-                self._fire(KEEPALIVE, self._pinged_at, len(payload), None)
+                self._fire(KEEPALIVE, self._pinged_at, len(payload), None, KEEPALIVE_TYPE)
                 self._pinged_at = None
                 assert self.settings.ping_interval is not None
                 self._arm_keepalive(self.settings.ping_interval)
@@ -644,7 +675,7 @@ class WebSocketSession:
                 return
             if given_up_sent_at is not None:
                 late = WebSocketFailure("late", "reply after its request gave up")
-                self._fire(LATE_REPLY, given_up_sent_at, length, late)
+                self._fire(LATE_REPLY, given_up_sent_at, length, late, LATE_REPLY_TYPE)
                 return
         for waiter in self._matchers:
             try:
@@ -676,4 +707,4 @@ class WebSocketSession:
             failure = WebSocketFailure("cancelled", "push handler cut short")
             raise
         finally:
-            self._fire(settings.push_name(message), time.perf_counter() - age, length, failure)
+            self._fire(settings.push_name(message), time.perf_counter() - age, length, failure, PUSH_TYPE)
