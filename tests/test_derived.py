@@ -185,14 +185,12 @@ def test_local_grpc_run_aggregated_counts_calls_of_every_kind(counted_grpc: Back
 
 
 def test_distributed_grpc_run_aggregated_counts_calls_of_every_kind(counted_grpc: Backend) -> None:
-    """Master + 2 workers: the master's total is built from the workers' totals, which leave the derived rows out."""
+    """Master + 2 workers started with only --worker --master-host/--master-port: the master's total is built
+    from the workers' totals, which leave the derived rows out."""
     iterations = 101
     master_args = ["--headless", "-u", "4", "-r", "4", "-t", "90s", "--only-summary", "-H", counted_grpc.address]
     master_args += ["--iteration-limit", str(iterations)]
-    # TODO: drop worker_args once workers take the host from the master's spawn message (host checks change).
-    done = run_distributed(
-        GRPC_LOCUSTFILE, master_args, worker_args=["--host", counted_grpc.address], timeout=RUN_TIMEOUT_S
-    )
+    done = run_distributed(GRPC_LOCUSTFILE, master_args, timeout=RUN_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
     check_grpc_run(done.stderr, counted_grpc, iterations)
 
@@ -233,7 +231,6 @@ def test_distributed_websocket_run_aggregated_counts_operations(ws_backend: Back
     server_stats(ws_backend, reset=True)
     master_args = ["--headless", "-u", str(users), "-r", str(users), "-t", "90s", "--only-summary"]
     master_args += ["-H", ws_backend.url, "--iteration-limit", str(iterations)]
-    # TODO: drop worker_args once workers take the host from the master's spawn message (host checks change).
-    done = run_distributed(WS_LOCUSTFILE, master_args, worker_args=["--host", ws_backend.url], timeout=RUN_TIMEOUT_S)
+    done = run_distributed(WS_LOCUSTFILE, master_args, timeout=RUN_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
     check_ws_run(done.stderr, ws_backend, iterations, users)
