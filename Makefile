@@ -7,7 +7,7 @@ NODE_STAMP := .cache/statsd/.installed
 DEMO_TIME ?= 20s
 DEMO_USERS ?= 20
 
-.PHONY: install protos backends stop demo test lint bench clean
+.PHONY: install system-deps protos backends stop demo test lint bench clean
 
 install: $(STAMP)
 
@@ -36,7 +36,28 @@ stop:
 demo: $(STAMP)
 	$(PY) scripts/demo.py --time $(DEMO_TIME) --users $(DEMO_USERS)
 
-test: $(STAMP) $(NODE_STAMP)
+# Debian packages some tests need: Chromium (the web UI browser test), carbon and graphite-web (the Graphite test).
+# Installs only what is missing, as root with apt-get; otherwise says what is missing, and those tests skip
+# (under CI=true they fail).
+SYSTEM_PACKAGES := chromium graphite-carbon graphite-web
+
+system-deps:
+	@missing=""; \
+	for pkg in $(SYSTEM_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "system-deps: installing$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y --no-install-recommends $$missing \
+	        || { apt-get update && apt-get install -y --no-install-recommends $$missing; }; \
+	else \
+	    echo "system-deps: not installed:$$missing; run 'make system-deps' as root on Debian (apt-get)." \
+	         "The tests that need them skip."; \
+	fi
+
+test: system-deps $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -1,13 +1,27 @@
-"""Test kit for the StatsD mirror: a strict StatsD line parser and a loopback UDP capture."""
+"""Test kit for the StatsD mirror: a strict StatsD line parser, a loopback UDP capture, the npm StatsD daemon."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from locust_ext.testing import free_port
+from tests.support import REPO_ROOT
+
+STATSD_BIN = REPO_ROOT / ".cache" / "statsd" / "node_modules" / "statsd" / "bin" / "statsd"
+INSTALL = "npm install --prefix .cache/statsd --no-audit --no-fund statsd@0.9.0"
 
 _LINE = re.compile(
     r"(?P<name>[A-Za-z0-9_.\-;=/]+):(?P<value>-?\d+(?:\.\d+)?)\|(?P<type>c|ms|g)"
@@ -110,3 +124,48 @@ def udp_capture() -> Iterator[UdpCapture]:
         done.set()
         reader.join(5)
         sock.close()
+
+
+def require_daemon() -> str:
+    """The node binary, when node and the npm StatsD daemon are installed; skips otherwise (fails under CI=true)."""
+    node = shutil.which("node")
+    if node and STATSD_BIN.exists():
+        return node
+    reason = f"StatsD daemon not installed (needs node and `{INSTALL}`)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@contextmanager
+def running_statsd_daemon(config: dict[str, Any], config_dir: Path) -> Iterator[int]:
+    """The npm StatsD daemon with ``config`` (its config file written to ``config_dir``), listening on a free
+    loopback UDP port, management on a free loopback TCP port; yields the UDP port, stops the daemon at the end."""
+    node = require_daemon()
+    port = free_port("udp")
+    config = {**config, "address": "127.0.0.1", "port": port, "mgmt_address": "127.0.0.1", "mgmt_port": free_port()}
+    config_path = config_dir / "statsd_config.js"
+    config_path.write_text(json.dumps(config))
+    daemon = subprocess.Popen(
+        [node, str(STATSD_BIN), str(config_path)],
+        cwd=STATSD_BIN.parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert daemon.stdout is not None
+        for line in daemon.stdout:
+            if "server is up" in line:
+                break
+        else:
+            pytest.fail(f"statsd daemon did not start (exit {daemon.wait()})")
+        threading.Thread(target=daemon.stdout.read, daemon=True).start()
+        yield port
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()

@@ -8,11 +8,7 @@ except under CI=true, where it fails.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -21,21 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from locust_ext.testing import Backend, free_port, locust_command, request_counts, run_locust
-from tests.support import FOR_TESTS, REPO_ROOT
-
-STATSD_BIN = REPO_ROOT / ".cache" / "statsd" / "node_modules" / "statsd" / "bin" / "statsd"
-INSTALL = "npm install --prefix .cache/statsd --no-audit --no-fund statsd@0.9.0"
-
-
-def require_daemon() -> str:
-    node = shutil.which("node")
-    if node and STATSD_BIN.exists():
-        return node
-    reason = f"StatsD daemon not installed (needs node and `{INSTALL}`)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+from locust_ext.testing import Backend, locust_command, request_counts, run_locust
+from tests.statsd_support import require_daemon, running_statsd_daemon
+from tests.support import FOR_TESTS
 
 
 class GraphiteSink:
@@ -79,45 +63,19 @@ class GraphiteSink:
 @pytest.fixture
 def statsd_daemon(tmp_path: Path) -> Iterator[tuple[int, GraphiteSink]]:
     """The npm StatsD daemon on a free loopback UDP port, flushing every second to a GraphiteSink."""
-    node = require_daemon()
+    require_daemon()
     sink = GraphiteSink()
-    port = free_port("udp")
     config = {
-        "address": "127.0.0.1",
-        "port": port,
-        "mgmt_address": "127.0.0.1",
-        "mgmt_port": free_port(),
         "flushInterval": 1000,
         "backends": ["./backends/graphite"],
         "graphiteHost": "127.0.0.1",
         "graphitePort": sink.port,
         "deleteIdleStats": True,
     }
-    config_path = tmp_path / "statsd_config.js"
-    config_path.write_text(json.dumps(config))
-    daemon = subprocess.Popen(
-        [node, str(STATSD_BIN), str(config_path)],
-        cwd=STATSD_BIN.parent.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     try:
-        assert daemon.stdout is not None
-        for line in daemon.stdout:
-            if "server is up" in line:
-                break
-        else:
-            pytest.fail(f"statsd daemon did not start (exit {daemon.wait()})")
-        threading.Thread(target=daemon.stdout.read, daemon=True).start()
-        yield port, sink
+        with running_statsd_daemon(config, tmp_path) as port:
+            yield port, sink
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
         sink.close()
 
 
