@@ -131,7 +131,7 @@ def test_the_html_report_colours_each_row_by_its_own_grade(finished: dict[str, A
     for result, row in zip(finished["document"]["results"], body.split("</tr>"), strict=False):
         if result["grade"] is not None:
             hue = round(120 - 120 * grades.index(result["grade"]) / (len(grades) - 1))
-            assert f"background:hsl({hue}, 70%, 80%)\">{result['grade']}</td>" in row, (result, row)
+            assert f'background:hsl({hue}, 70%, 80%)">{result["grade"]}</td>' in row, (result, row)
 
 
 def test_the_web_ui_tab_after_the_stop_matches_the_json_report(finished: dict[str, Any]) -> None:

@@ -49,11 +49,12 @@ def console_rows(stdout: str) -> list[ReportRow]:
     lines = stdout.splitlines()
     top = next(index for index, line in enumerate(lines) if line.startswith("Thresholds PASSED") or
                line.startswith("Thresholds FAILED"))  # fmt: skip
-    header = lines[top + 2]
+    rule = next(index for index in range(top, len(lines)) if lines[index] and set(lines[index]) == {"-"})
+    header = lines[rule + 1]
     starts = [match.start() for match in re.finditer(r"\S+", header)]
     names = header.split()
     rows = []
-    for line in lines[top + 4 :]:
+    for line in lines[rule + 3 :]:
         if set(line) == {"-"}:
             break
         bounds = zip(starts, [*starts[1:], None], strict=True)

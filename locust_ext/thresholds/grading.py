@@ -14,7 +14,15 @@ from typing import Any
 from locust.stats import calculate_response_time_percentile
 
 from locust_ext.thresholds.loader import percentile_of_stat
-from locust_ext.thresholds.model import WORST_GRADE, GradeTable, Metric, MetricRule, Rule, ThresholdsSpec
+from locust_ext.thresholds.model import (
+    WORST_GRADE,
+    GradeTable,
+    LostWorker,
+    Metric,
+    MetricRule,
+    Rule,
+    ThresholdsSpec,
+)
 
 __all__ = [
     "AbortReason",
@@ -159,19 +167,24 @@ class Verdict:
     """Every result of one evaluation, and whether the gate passes.
 
     ``results`` is kept in report order (:func:`report_order`): every report format walks this one list, so
-    each row's name, observed value, limits, grade and outcome come from the same result."""
+    each row's name, observed value, limits, grade and outcome come from the same result. ``lost_workers``
+    are the workers a master lost during the run; they fail the gate when ``lost_workers_fail``."""
 
     spec: ThresholdsSpec
     results: tuple[MetricResult, ...]
     aborted: AbortReason | None = None
     final: bool = False
+    lost_workers: tuple[LostWorker, ...] = ()
+    lost_workers_fail: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "results", tuple(sorted(self.results, key=report_order)))
 
     @property
     def passed(self) -> bool:
-        return self.aborted is None and all(result.outcome != "fail" for result in self.results)
+        if self.aborted is not None or (self.lost_workers and self.lost_workers_fail):
+            return False
+        return all(result.outcome != "fail" for result in self.results)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -279,7 +292,9 @@ def evaluate(
     *,
     aborted: AbortReason | None = None,
     final: bool = False,
+    lost_workers: Sequence[LostWorker] = (),
+    lost_workers_fail: bool = True,
 ) -> Verdict:
     """Grade every rule of ``spec`` on the rows ``rows_for(rule)`` selects."""
     results = tuple(result for rule in spec.rules for result in evaluate_rule(spec, rule, rows_for(rule), baseline))
-    return Verdict(spec, results, aborted, final)
+    return Verdict(spec, results, aborted, final, tuple(lost_workers), lost_workers_fail)

@@ -35,6 +35,7 @@ from locust_ext.thresholds.reports import (
     ReportTarget,
     RunInfo,
     console_table,
+    lost_worker_lines,
     report_path_problem,
     report_target,
     table_rows,
@@ -42,6 +43,7 @@ from locust_ext.thresholds.reports import (
     write_reports,
 )
 from locust_ext.thresholds.stats_view import StatsHistory, rows_for_rule
+from locust_ext.thresholds.workers import WorkerWatch
 
 __all__ = ["EXIT_FAIL", "EXIT_PASS", "ThresholdGate", "add_arguments", "graded_event", "on_init"]
 
@@ -71,6 +73,13 @@ def add_arguments(parser: Any) -> None:
         env_var="LOCUST_THRESHOLDS_REPORT",
         help=f"write the verdict here; the extension picks the format ({', '.join(REPORT_FORMATS)}), or a prefix "
         "does (json:, junit:, md:, html:, e.g. md:$GITHUB_STEP_SUMMARY); repeatable",
+    )
+    group.add_argument(
+        "--thresholds-lost-workers",
+        choices=("fail", "warn"),
+        default="fail",
+        env_var="LOCUST_THRESHOLDS_LOST_WORKERS",
+        help="a worker the master lost mid-run (no heartbeat, or quit) fails the gate (default) or only warns",
     )
     group.add_argument(
         "--thresholds-baseline",
@@ -120,7 +129,14 @@ def on_init(environment: Environment, **_kwargs: Any) -> None:
     except ThresholdsError as exc:
         exit_invalid(str(exc))
         return
-    ThresholdGate(environment, spec, reports=targets, baseline=baseline, baseline_path=baseline_path)
+    ThresholdGate(
+        environment,
+        spec,
+        reports=targets,
+        baseline=baseline,
+        baseline_path=baseline_path,
+        lost_workers_fail=getattr(options, "thresholds_lost_workers", "fail") != "warn",
+    )
 
 
 class ThresholdGate:
@@ -137,12 +153,17 @@ class ThresholdGate:
         reports: Sequence[ReportTarget] = (),
         baseline: BaselineLookup | None = None,
         baseline_path: str | None = None,
+        lost_workers_fail: bool = True,
     ) -> None:
         self.environment = environment
         self.spec = spec
         self.reports = list(reports)
         self.baseline = baseline
         self.baseline_path = baseline_path
+        self.lost_workers_fail = lost_workers_fail
+        runner = environment.runner
+        #: Workers lost mid-run (a master only).
+        self.workers = WorkerWatch(environment, runner) if isinstance(runner, MasterRunner) else None
         self.latest: Verdict | None = None
         self.aborted: AbortReason | None = None
         self._started_at: datetime | None = None
@@ -168,7 +189,13 @@ class ThresholdGate:
         if isinstance(runner, MasterRunner):
             self.peak_workers = max(self.peak_workers, runner.worker_count)
         verdict = evaluate(
-            self.spec, lambda rule: rows_for_rule(stats, rule), self.baseline, aborted=self.aborted, final=final
+            self.spec,
+            lambda rule: rows_for_rule(stats, rule),
+            self.baseline,
+            aborted=self.aborted,
+            final=final,
+            lost_workers=self.workers.lost if self.workers is not None else (),
+            lost_workers_fail=self.lost_workers_fail,
         )
         self.latest = verdict
         graded_event(self.environment).fire(verdict=verdict, environment=self.environment)
@@ -302,8 +329,12 @@ class ThresholdGate:
             return self.latest or self.grade()
 
         def tab_rows() -> list[dict[str, str]]:
-            _, rows = table_rows(current())
-            return [dict(zip(columns, row, strict=True)) for row in rows]
+            verdict = current()
+            _, rows = table_rows(verdict)
+            lost = [{**dict.fromkeys(columns, ""), "rule": "lost worker", "row": worker.id, "metric": "users",
+                     "observed": str(worker.users), "grade": "-", "outcome": line}
+                    for worker, line in zip(verdict.lost_workers, lost_worker_lines(verdict), strict=True)]  # fmt: skip
+            return lost + [dict(zip(columns, row, strict=True)) for row in rows]
 
         @app.after_request
         def add_thresholds_to_stats(response: Response) -> Response:

@@ -16,6 +16,7 @@ __all__ = [
     "WORST_GRADE",
     "AbortPolicy",
     "GradeTable",
+    "LostWorker",
     "Metric",
     "MetricRule",
     "Rule",
@@ -177,3 +178,28 @@ class ThresholdsSpec:
 
     def is_failing(self, grade: str) -> bool:
         return self.all_grades.index(grade) >= self.all_grades.index(self.fail_at)
+
+
+@dataclass(frozen=True)
+class LostWorker:
+    """A worker the master lost during a run: its requests since its last report never reached the stats."""
+
+    #: Locust's client id (``hostname_uuid``) and the master's 0-based index for it.
+    id: str
+    index: int | None
+    #: "missing": stopped sending heartbeats (killed, hung, network); "quit": left while the run was going.
+    how: str
+    #: When the master noticed (ISO 8601, UTC), and how long after the run started.
+    noticed_at: str
+    after_s: float | None
+    #: Users it was running when last seen.
+    users: int
+
+    @property
+    def message(self) -> str:
+        """One line naming the worker, what happened, when and how many users it ran."""
+        what = "stopped sending heartbeats" if self.how == "missing" else "quit"
+        name = f"worker {self.id}" + (f" (index {self.index})" if self.index is not None else "")
+        when = f"{self.after_s:.1f} s into the run, " if self.after_s is not None else ""
+        users = f"{self.users} user{'s' if self.users != 1 else ''}"
+        return f"{name} {what} at {self.noticed_at} ({when}running {users}); its last requests are not in the stats"

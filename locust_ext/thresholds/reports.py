@@ -25,6 +25,7 @@ __all__ = [
     "ReportTarget",
     "RunInfo",
     "console_table",
+    "lost_worker_lines",
     "render_report",
     "report_path_problem",
     "report_target",
@@ -152,6 +153,8 @@ def verdict_document(verdict: Verdict, run: RunInfo | None) -> dict[str, Any]:
         "strict": spec.strict,
         "passed": verdict.passed,
         "aborted": asdict(verdict.aborted) if verdict.aborted else None,
+        "lost_workers": [{**asdict(worker), "message": worker.message} for worker in verdict.lost_workers],
+        "lost_workers_policy": "fail" if verdict.lost_workers_fail else "warn",
         "summary": verdict.counts,
         "results": [_result_document(verdict, result) for result in verdict.results],
     }
@@ -191,7 +194,18 @@ def _headline(verdict: Verdict) -> str:
     text = f"Thresholds {state}: {counts['pass']} pass, {counts['fail']} fail, {counts['warn']} warn"
     if verdict.aborted:
         text += f"; run aborted: {verdict.aborted.message}"
+    if verdict.lost_workers:
+        count = len(verdict.lost_workers)
+        text += f"; {count} worker{'s' if count != 1 else ''} lost" + (
+            "" if verdict.lost_workers_fail else " (warning)"
+        )
     return text
+
+
+def lost_worker_lines(verdict: Verdict) -> list[str]:
+    """One line per lost worker: whether it fails the gate, and what happened."""
+    status = "FAIL" if verdict.lost_workers_fail else "WARN"
+    return [f"Lost worker ({status}): {worker.message}" for worker in verdict.lost_workers]
 
 
 def console_table(verdict: Verdict) -> str:
@@ -203,7 +217,9 @@ def console_table(verdict: Verdict) -> str:
         return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
 
     rule = "-" * len(line(header))
-    return "\n".join([_headline(verdict), rule, line(header), rule, *(line(row) for row in rows), rule])
+    return "\n".join(
+        [_headline(verdict), *lost_worker_lines(verdict), rule, line(header), rule, *(line(row) for row in rows), rule]
+    )
 
 
 def _markdown(verdict: Verdict) -> str:
@@ -212,8 +228,18 @@ def _markdown(verdict: Verdict) -> str:
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
+    lost = [f"- **{text}**" for text in lost_worker_lines(verdict)]
     return "\n".join(
-        [f"## {_headline(verdict)}", "", line(header), line(["---"] * len(header)), *(line(r) for r in rows), ""]
+        [
+            f"## {_headline(verdict)}",
+            "",
+            *lost,
+            *([""] if lost else []),
+            line(header),
+            line(["---"] * len(header)),
+            *(line(r) for r in rows),
+            "",
+        ]
     )
 
 
@@ -246,6 +272,7 @@ def _html(verdict: Verdict, run: RunInfo | None) -> str:
             f"{run.locustfile or ''} against {run.host or '(default host)'}, {run.mode} mode, "
             f"{run.workers} workers, finished {run.finished_at}, thresholds {run.thresholds_file}"
         )
+    lost = "".join(f'<p class="lost">{html.escape(text)}</p>' for text in lost_worker_lines(verdict))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Thresholds {state}</title>
 <style>
@@ -253,10 +280,10 @@ body {{ font-family: sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; }}
 th, td {{ border: 1px solid #999; padding: 0.3em 0.6em; text-align: left; }}
 h1.passed {{ color: #1a7f37; }} h1.failed {{ color: #c62828; }}
-tr.fail td:last-child {{ color: #c62828; font-weight: bold; }}
+tr.fail td:last-child, p.lost {{ color: #c62828; font-weight: bold; }}
 </style></head>
 <body><h1 class="{state}">{html.escape(_headline(verdict))}</h1>
-<p>{run_line}</p>
+<p>{run_line}</p>{lost}
 <table class="thresholds"><thead><tr>{head}</tr></thead><tbody>
 {chr(10).join(body)}
 </tbody></table></body></html>
@@ -265,11 +292,14 @@ tr.fail td:last-child {{ color: #c62828; font-weight: bold; }}
 
 def _junit(verdict: Verdict, run: RunInfo | None) -> str:
     """One testcase per rule x row x metric, with its observed value, unit and grade as properties; warnings
-    are skipped tests, failures carry observed vs limit."""
+    are skipped tests, failures carry observed vs limit. A lost worker is a ``thresholds.workers`` case
+    (failed, or skipped when lost workers only warn); an abort adds a failing ``abort_on_fail`` case."""
     counts = verdict.counts
-    failures = counts["fail"] + (1 if verdict.aborted else 0)
+    lost = len(verdict.lost_workers)
+    failures = counts["fail"] + (1 if verdict.aborted else 0) + (lost if verdict.lost_workers_fail else 0)
+    skipped = counts["warn"] + (0 if verdict.lost_workers_fail else lost)
     time_s = f"{run.duration_s:.3f}" if run and run.duration_s is not None else "0"
-    tests = str(len(verdict.results) + (1 if verdict.aborted else 0))
+    tests = str(len(verdict.results) + (1 if verdict.aborted else 0) + lost)
     suites = ET.Element("testsuites", name="thresholds", tests=tests, failures=str(failures))
     suite = ET.SubElement(
         suites,
@@ -278,7 +308,7 @@ def _junit(verdict: Verdict, run: RunInfo | None) -> str:
         tests=tests,
         failures=str(failures),
         errors="0",
-        skipped=str(counts["warn"]),
+        skipped=str(skipped),
         time=time_s,
     )
     for result in verdict.results:
@@ -304,6 +334,12 @@ def _junit(verdict: Verdict, run: RunInfo | None) -> str:
             ET.SubElement(case, "failure", message=message, type="threshold").text = message
         elif result.outcome == "warn":
             ET.SubElement(case, "skipped", message=result.note)
+    for worker in verdict.lost_workers:
+        case = ET.SubElement(suite, "testcase", classname="thresholds.workers", name=f"worker {worker.id}", time="0")
+        if verdict.lost_workers_fail:
+            ET.SubElement(case, "failure", message=worker.message, type="lost_worker").text = worker.message
+        else:
+            ET.SubElement(case, "skipped", message=worker.message)
     if verdict.aborted:
         case = ET.SubElement(suite, "testcase", classname="thresholds.abort_on_fail", name="run completed", time="0")
         ET.SubElement(case, "failure", message=verdict.aborted.message, type="aborted").text = verdict.aborted.message
