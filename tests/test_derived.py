@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from locust_ext.testing import Backend, grpc_counters, locust_command, run_distr
 from locust_ext.websocket.session import DERIVED_REQUEST_TYPES as WS_DERIVED
 from locust_ext.websocket.session import PUSH_TYPE
 from tests.locustfiles_for_tests import derived_grpc, derived_ws
+from tests.statsd_support import udp_capture
 from tests.support import FOR_TESTS
 from tests.ws_sessions import EchoUser, open_session, server_stats, wait_for
 
@@ -169,19 +171,38 @@ def check_grpc_run(stderr: str, backend: Backend, iterations: int) -> None:
 
 
 def test_local_grpc_run_aggregated_counts_calls_of_every_kind(counted_grpc: Backend, tmp_path: Path) -> None:
+    """Also what reads Locust's total: the gate's plain Aggregated rule, and the StatsD mirror, whose request
+    counters for derived rows go under ``<prefix>.derived`` so that a sum over ``<prefix>.requests`` is the calls."""
     iterations = 61
+    calls = iterations * derived_grpc.CALLS_PER_ITERATION
     gate = tmp_path / "gate.yaml"
     gate.write_text("grades: [acceptable]\nrules:\n  - name: Aggregated\n    error_rate: {acceptable: 0}\n")
     report = tmp_path / "verdict.json"
     command = locust_command(GRPC_LOCUSTFILE, "--headless", "-u", "3", "-r", "3", "-t", "90s", "--only-summary")
     command += ["-H", counted_grpc.address, "--iteration-limit", str(iterations)]
     command += ["--thresholds", str(gate), "--thresholds-report", str(report)]
-    done = run_locust(command, timeout=RUN_TIMEOUT_S)
+    with udp_capture() as capture:
+        command += ["--statsd-host", "127.0.0.1", "--statsd-port", str(capture.port)]
+        done = run_locust(command, timeout=RUN_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
     check_grpc_run(done.stderr, counted_grpc, iterations)
-    # the gate's plain Aggregated rule grades Locust's total: the calls
     [aggregated] = [result for result in json.loads(report.read_text())["results"] if result["rule"] == "Aggregated"]
-    assert aggregated["requests"] == iterations * derived_grpc.CALLS_PER_ITERATION
+    assert aggregated["requests"] == calls
+    counters: Counter[str] = Counter()
+    for line in capture.lines():
+        if line.type == "c":
+            counters[line.name] += int(line.value)
+    assert (
+        sum(count for name, count in counters.items() if re.fullmatch(r"locust\.requests\..*\.success", name)) == calls
+    )
+    derived = {name: count for name, count in counters.items() if name.startswith("locust.derived.")}
+    assert derived == {
+        "locust.derived.grpc-first-message.loadtest_v1_Stream_Subscribe.success": iterations,
+        "locust.derived.grpc-first-message.loadtest_v1_Echo_EchoBidi.success": iterations,
+        "locust.derived.grpc-message-latency.loadtest_v1_Stream_Subscribe.success": iterations
+        * derived_grpc.SUBSCRIBE_MESSAGES,
+        "locust.derived.grpc-message-rtt.loadtest_v1_Echo_EchoBidi.success": iterations * derived_grpc.BIDI_MESSAGES,
+    }
 
 
 def test_distributed_grpc_run_aggregated_counts_calls_of_every_kind(counted_grpc: Backend) -> None:

@@ -1,10 +1,13 @@
 """The Locust side of the StatsD mirror: flags, and a listener bound to one Environment.
 
 Every process with users (a worker, or a local runner) sends a timer and a success/failure counter per
-request event; the master, or a local runner, also sends run gauges once a second, including the thresholds
-gate's latest grades (:mod:`locust_ext.statsd.grades`). StatsD sums what the workers send, so nothing is
-counted twice. The user's greenlet only formats lines into a buffer; a
-background greenlet flushes it every second, and at test stop and quit.
+request event: under ``<prefix>.requests`` for operations, under ``<prefix>.derived`` for derived measurements
+(:mod:`locust_ext.derived`: stream messages, pushes, keepalives, ...), so a sum over ``requests`` counts
+operations, as Locust's total does. The master, or a local runner, also sends run gauges once a second (rps
+and failure ratio from Locust's total), including the thresholds gate's latest grades
+(:mod:`locust_ext.statsd.grades`). StatsD sums what the workers send, so nothing is counted twice. The
+user's greenlet only formats lines into a buffer; a background greenlet flushes it every second, and at test
+stop and quit.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from backends.common import port_number
+from locust_ext.derived import is_derived
 from locust_ext.statsd.gauges import published_gauges
 from locust_ext.statsd.grades import grade_gauges
 from locust_ext.statsd.naming import RequestLines, TagStyle, gauge_lines, request_lines, sanitize_segment
@@ -99,7 +103,8 @@ class StatsdMirror:
                 return
             lines = self._lines.get((request_type, name))
             if lines is None:
-                lines = request_lines(self.config.prefix, str(request_type), str(name), self.config.tags, rate)
+                group = "derived" if is_derived(request_type) else "requests"
+                lines = request_lines(self.config.prefix, str(request_type), str(name), self.config.tags, rate, group)
                 self._lines[(request_type, name)] = lines
             add = self.batcher.add
             if response_time is not None:

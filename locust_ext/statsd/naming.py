@@ -130,13 +130,15 @@ class RequestLines:
         return f"{self.prefix}.errors{name_tail}:1|c{type_tail}"
 
 
-def request_lines(prefix: str, request_type: str, name: str, style: TagStyle, sample_rate: float) -> RequestLines:
-    """Build the lines for one (request type, name); ``prefix`` is already sanitised."""
+def request_lines(
+    prefix: str, request_type: str, name: str, style: TagStyle, sample_rate: float, group: str = "requests"
+) -> RequestLines:
+    """Build the lines for one (request type, name) under ``<prefix>.<group>``; ``prefix`` is already sanitised."""
     if style == "none":
-        base = f"{prefix}.requests.{sanitize_segment(request_type)}.{sanitize_segment(name)}"
+        base = f"{prefix}.{group}.{sanitize_segment(request_type)}.{sanitize_segment(name)}"
         name_tail, type_tail = _suffix(sample_rate, {}, style)
     else:
-        base = f"{prefix}.requests"
+        base = f"{prefix}.{group}"
         name_tail, type_tail = _suffix(sample_rate, {"request_type": request_type, "name": name}, style)
     return RequestLines(
         timer_head=f"{base}.response_time{name_tail}:",
