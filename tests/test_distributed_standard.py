@@ -73,7 +73,7 @@ def test_workers_started_with_only_the_master_address(backend: Backend, case: st
     done = run_distributed(locustfile, master_args, workers=2, timeout=RUN_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
     entries = json_stats(stats)
-    check_counts(backend, entries)
+    assert check_counts(backend, entries) > 0, done.stderr[-3000:]  # a worker that left at start makes none
     requests, failures = made(backend.kind, entries)
     assert failures.total() == 0
     assert connections(backend) == USERS

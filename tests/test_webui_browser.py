@@ -25,6 +25,7 @@ import pytest
 from locust_ext.browser import Page, button, find_chromium, headless_chromium, tab
 from locust_ext.testing import Backend, free_port, locust_command, running_locust
 from tests.counted import check_counts, served
+from tests.support import FOR_TESTS
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None and os.environ.get("CI") != "true",
@@ -38,19 +39,19 @@ SHOW_S = 45.0
 
 @dataclass(frozen=True)
 class Case:
+    kind: str
     locustfile: str
     #: A host of the wrong kind for the locustfile, typed into the form first.
     wrong_host: str
-    #: A request row that must fill in, and the thresholds rule that grades it.
+    #: A request row that must fill in; the thresholds rule that grades it has the same name.
     row: str
-    rule: str
 
 
 CASES = {
-    "grpc": Case(
-        "locustfiles/grpc.py", "ws://127.0.0.1:1", "/loadtest.v1.Hello/SayHello", "/loadtest.v1.Hello/SayHello"
-    ),
-    "websocket": Case("locustfiles/websocket.py", "http://127.0.0.1:1", "echo", "echo"),
+    "grpc-example": Case("grpc", "locustfiles/grpc.py", "ws://127.0.0.1:1", "/loadtest.v1.Hello/SayHello"),
+    "websocket-example": Case("websocket", "locustfiles/websocket.py", "http://127.0.0.1:1", "echo"),
+    # A user class with no host: the form starts empty.
+    "websocket-no-host": Case("websocket", str(FOR_TESTS / "no_host_ws.py"), "http://127.0.0.1:1", "echo"),
 }
 
 
@@ -107,23 +108,24 @@ def page() -> Iterator[Page]:
         yield opened
 
 
-@pytest.mark.parametrize("protocol", CASES)
+@pytest.mark.parametrize("name", CASES)
 def test_the_start_form_refuses_a_wrong_host_then_runs_with_a_good_one(
-    protocol: str, page: Page, grpc_backend: Backend, ws_backend: Backend
+    name: str, page: Page, grpc_backend: Backend, ws_backend: Backend
 ) -> None:
-    case = CASES[protocol]
-    backend = grpc_backend if protocol == "grpc" else ws_backend
-    good_host = backend.address if protocol == "grpc" else backend.url
+    case = CASES[name]
+    backend = grpc_backend if case.kind == "grpc" else ws_backend
+    good_host = backend.address if case.kind == "grpc" else backend.url
     served(backend, reset=True)
     with web_ui(case.locustfile) as (url, locust):
         page.navigate(url, timeout=30)
 
         # A host of the wrong scheme: the error shows in the form, nothing spawns, the process keeps serving.
         start_run(page, case.wrong_host, USERS)
+        alerts = "[...document.querySelectorAll('form [role=alert]')]"
         page.wait_for(
-            f"[...document.querySelectorAll('form')].some(f => f.innerText.includes({json.dumps(case.wrong_host)}))",
+            f"{alerts}.some(alert => alert.innerText.includes({json.dumps(case.wrong_host)}))",
             timeout=SHOW_S,
-            what=f"the start form to name the refused host {case.wrong_host}",
+            what=f"an alert in the start form naming the refused host {case.wrong_host}",
         )
         refused = fetch_json(f"{url}stats/requests")
         assert (refused["state"], refused["user_count"]) == ("ready", 0)
@@ -137,12 +139,12 @@ def test_the_start_form_refuses_a_wrong_host_then_runs_with_a_good_one(
 
         page.click(tab("Thresholds"))
         graded = page.until(
-            lambda: [row for row in page.table() if row.get("Rule") == case.rule and row.get("Grade", "-") != "-"],
+            lambda: [row for row in page.table() if row.get("Rule") == case.row and row.get("Grade", "-") != "-"],
             timeout=SHOW_S,
-            what=f"the Thresholds tab to grade {case.rule}",
+            what=f"the Thresholds tab to grade {case.row}",
         )
         assert {row["Outcome"].split()[0] for row in graded} <= {"PASS", "FAIL"}
-        if protocol == "websocket":
+        if case.kind == "websocket":
             page.click(tab("WebSocket"))
             page.until(
                 lambda: [row.get("Open connections") for row in page.table()] == [str(USERS)],

@@ -12,7 +12,7 @@ from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
 from locust_ext import GrpcUser
 
-MAX_CALLS = 500
+MAX_CALLS = 5000
 
 
 class NoHostHelloUser(GrpcUser):

@@ -11,7 +11,7 @@ from locust.exception import StopUser
 
 from locust_ext import WebSocketUser
 
-MAX_ECHOES = 500
+MAX_ECHOES = 5000
 
 
 class NoHostEchoUser(WebSocketUser):
