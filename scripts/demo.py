@@ -1,5 +1,6 @@
 """`make demo`: both reference backends up, a headless run of each example locustfile graded by thresholds.yaml,
 reports in reports/, backends down, and a short summary. Exit code: 0 when both gates pass, else the worst one.
+reports/<protocol>.html is Locust's own report with the thresholds verdict at its top (the gate rewrites it).
 
     python scripts/demo.py [--time 20s] [--users 20]
 """
@@ -83,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     for protocol in RUNS:
         print("\n".join(summary_rows(protocol)))
         print(gate_line(protocol))
-        print(f"  reports: reports/{protocol}.html, reports/{protocol}-gate.md, reports/{protocol}.json")
+        print(
+            f"  reports: reports/{protocol}.html (Locust's report with the verdict), reports/{protocol}-gate.md, "
+            f"reports/{protocol}-gate.json, reports/{protocol}.json"
+        )
     return max(codes.values())
 
 

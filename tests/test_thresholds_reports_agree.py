@@ -83,13 +83,15 @@ def finished(grpc_backend: Backend, tmp_path_factory: pytest.TempPathFactory) ->
         command = locust_command(
             LOCUSTFILE, "--web-host", "127.0.0.1", "--web-port", str(port), "--autostart",
             "-u", "4", "-r", "4", "-t", "4s", "--thresholds", str(gate), *reports,
-            "--statsd-host", "127.0.0.1", "--statsd-port", str(capture.port),
+            "--statsd-host", "127.0.0.1", "--statsd-port", str(capture.port), "--html", str(out / "locust.html"),
         )  # fmt: skip
         env = {"THRESHOLDS_PROBE_TARGET": grpc_backend.address, **FAULTS}
         with running_locust(command, env=env) as process:
             stats = _wait_until_stopped(base, time.monotonic() + TIMEOUT_S)
             tab = next(item["data"] for item in stats["extended_stats"] if item["key"] == "thresholds")
             live = _get(base + "/thresholds")
+            with urllib.request.urlopen(base + "/stats/report", timeout=5) as response:
+                download = response.read().decode()
             process.send_signal(signal.SIGTERM)
             stdout, stderr = process.communicate(timeout=TIMEOUT_S)
     gauges: dict[str, float] = {}
@@ -98,7 +100,7 @@ def finished(grpc_backend: Backend, tmp_path_factory: pytest.TempPathFactory) ->
             gauges[line.name.removeprefix("locust.")] = line.value
     return {
         "code": process.returncode, "stdout": stdout, "stderr": stderr, "out": out, "tab": tab, "live": live,
-        "gauges": gauges, "document": json.loads((out / "gate.json").read_text()),
+        "gauges": gauges, "download": download, "document": json.loads((out / "gate.json").read_text()),
     }  # fmt: skip
 
 
@@ -124,14 +126,27 @@ def test_console_markdown_html_and_junit_rows_match_the_json_report(finished: di
     assert_rows_agree("junit", junit_rows(out / "gate.xml"), document)
 
 
-def test_the_html_report_colours_each_row_by_its_own_grade(finished: dict[str, Any]) -> None:
-    page = (finished["out"] / "gate.html").read_text()
+@pytest.mark.parametrize("name", ["gate.html", "locust.html"])
+def test_the_html_reports_colour_each_row_by_its_own_grade(finished: dict[str, Any], name: str) -> None:
+    page = (finished["out"] / name).read_text()
     body = page.split("<tbody>", 1)[1]
     grades = finished["document"]["grades"]
     for result, row in zip(finished["document"]["results"], body.split("</tr>"), strict=False):
         if result["grade"] is not None:
             hue = round(120 - 120 * grades.index(result["grade"]) / (len(grades) - 1))
             assert f'background:hsl({hue}, 70%, 80%)">{result["grade"]}</td>' in row, (result, row)
+
+
+def test_locusts_html_report_holds_the_final_verdict(finished: dict[str, Any]) -> None:
+    """Written at quitting even though a SIGTERM'd web UI run never gets Locust's own --html write."""
+    page = (finished["out"] / "locust.html").read_text()
+    assert "window.templateArgs" in page and '"is_report": true' in page  # Locust's report ...
+    assert page.count('<section id="locust-ext-thresholds">') == 1  # ... with one verdict section
+    assert page.index('<section id="locust-ext-thresholds">') < page.index('<div id="root">')
+    assert '<h1 class="failed">Thresholds FAILED: ' in page
+    assert_rows_agree("locust html", [row for _, row in html_rows(page)], finished["document"])
+    # The web UI's downloadable report carries the verdict of the moment (here: the stopped run's).
+    assert_rows_agree("web UI report", [row for _, row in html_rows(finished["download"])], finished["live"])
 
 
 def test_the_web_ui_tab_after_the_stop_matches_the_json_report(finished: dict[str, Any]) -> None:

@@ -169,7 +169,7 @@ def test_faults_fail_the_gate_with_exit_code_3_and_baseline_limits(
     baseline = passing_run[1] / "gate.json"
     args = ["--thresholds", str(gate), "--thresholds-baseline", str(baseline)]
     args += ["--thresholds-report", str(report), "--thresholds-report", f"junit:{junit}"]
-    args += ["--thresholds-report", f"md:{summary}"]
+    args += ["--thresholds-report", f"md:{summary}", "--html", str(tmp_path / "locust-{u}.html")]
     result = run(
         [*args, *headless()],
         grpc_backend,
@@ -193,6 +193,9 @@ def test_faults_fail_the_gate_with_exit_code_3_and_baseline_limits(
     messages = [failure.get("message", "") for failure in failures]
     assert any(message.startswith("error_rate observed") and "grade poor" in message for message in messages)
     assert summary.read_text().startswith("## Thresholds FAILED")
+    # Locust's own report, written before the verdict existed, is rewritten with it (name placeholders filled).
+    page = (tmp_path / f"locust-{USERS}.html").read_text()
+    assert "window.templateArgs" in page and page.count('<h1 class="failed">Thresholds FAILED: ') == 1
 
 
 def test_abort_on_fail_stops_the_run_early(grpc_backend: Backend, tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ requests); on a worker this module does nothing. Validation runs in Locust's ``i
 user is spawned; a bad file, or a report path that cannot be written, ends the process with exit code 2 and
 one line naming the file (and line and key) or the path.
 The final verdict is made at ``quitting`` and sets ``environment.process_exit_code`` (0 pass, 3 fail),
-which takes precedence over Locust's own "1 when a request failed".
+which takes precedence over Locust's own "1 when a request failed". With ``--html``, Locust's own report is
+written again with the verdict's section in it (Locust writes it before ``quitting``); the web UI's
+downloadable report gets the live verdict the same way.
 
 Other features (the StatsD mirror) follow the grades through :func:`graded_event`.
 """
@@ -17,11 +19,13 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import gevent
 from locust.env import Environment
 from locust.event import EventHook
+from locust.html import get_html_report, process_html_filename
 from locust.runners import MasterRunner, WorkerRunner
 
 from locust_ext.cli import EXIT_INVALID, exit_invalid
@@ -35,6 +39,7 @@ from locust_ext.thresholds.reports import (
     ReportTarget,
     RunInfo,
     console_table,
+    embed_verdict,
     lost_worker_lines,
     report_path_problem,
     report_target,
@@ -283,12 +288,26 @@ class ThresholdGate:
         verdict = self.grade(final=True)
         print(f"\n{console_table(verdict)}\n", flush=True)
         code = EXIT_PASS if verdict.passed else EXIT_FAIL
+        run = self.run_info()
         try:
-            write_reports(verdict, self.run_info(), self.reports)
+            write_reports(verdict, run, self.reports)
+            self._rewrite_locust_html(verdict, run)
         except OSError as exc:
             log.error("Thresholds: cannot write report %s: %s", exc.filename, exc.strerror or exc)
             code = EXIT_INVALID
         environment.process_exit_code = code
+
+    def _rewrite_locust_html(self, verdict: Verdict, run: RunInfo) -> None:
+        """With ``--html``, write Locust's HTML report again with the verdict's section in it: Locust writes the
+        file before ``quitting`` (or not at all when stopped by a signal), when no verdict exists yet."""
+        options = self.environment.parsed_options
+        if options is None or not getattr(options, "html_file", None) or self.environment.runner is None:
+            return
+        process_html_filename(options)  # {u}, {r}, {t} in the name, as Locust fills them in
+        page = get_html_report(self.environment, show_download_link=False)
+        path = Path(options.html_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(embed_verdict(page, verdict, run), encoding="utf-8")
 
     def run_info(self) -> RunInfo:
         runner = self.environment.runner
@@ -338,6 +357,10 @@ class ThresholdGate:
 
         @app.after_request
         def add_thresholds_to_stats(response: Response) -> Response:
+            if request.path.endswith("/stats/report") and response.mimetype == "text/html":
+                page = response.get_data(as_text=True)
+                response.set_data(embed_verdict(page, current(), self.run_info()))
+                return response
             if not request.path.endswith("/stats/requests") or not response.is_json:
                 return response
             document = response.get_json()

@@ -21,10 +21,12 @@ __all__ = [
     "REPORT_FORMATS",
     "REPORT_PREFIXES",
     "SCHEMA",
+    "SECTION_ID",
     "ReportPathError",
     "ReportTarget",
     "RunInfo",
     "console_table",
+    "embed_verdict",
     "lost_worker_lines",
     "render_report",
     "report_path_problem",
@@ -32,6 +34,7 @@ __all__ = [
     "result_cells",
     "table_rows",
     "verdict_document",
+    "verdict_section",
     "write_reports",
 ]
 
@@ -250,7 +253,25 @@ def _grade_colour(verdict: Verdict, grade: str) -> str:
     return f"hsl({hue:.0f}, 70%, 80%)"
 
 
-def _html(verdict: Verdict, run: RunInfo | None) -> str:
+#: The id of the verdict's section, in the standalone report and inside Locust's own HTML report.
+SECTION_ID = "locust-ext-thresholds"
+#: Styles scoped to the section, so they leave the page around it (Locust's report) alone.
+_SECTION_STYLE = f"""
+#{SECTION_ID} {{ font-family: Roboto, Helvetica, Arial, sans-serif; font-size: 14px; margin: 1.5em 24px;
+  color: #222; overflow-x: auto; }}
+#{SECTION_ID} table {{ border-collapse: collapse; }}
+#{SECTION_ID} th, #{SECTION_ID} td {{ border: 1px solid #999; padding: 0.3em 0.6em; text-align: left;
+  white-space: nowrap; }}
+#{SECTION_ID} td:last-child {{ white-space: normal; min-width: 16em; }}
+#{SECTION_ID} h1 {{ font-size: 1.6em; }}
+#{SECTION_ID} h1.passed {{ color: #1a7f37; }} #{SECTION_ID} h1.failed {{ color: #c62828; }}
+#{SECTION_ID} tr.fail td:last-child, #{SECTION_ID} p.lost {{ color: #c62828; font-weight: bold; }}
+"""
+
+
+def verdict_section(verdict: Verdict, run: RunInfo | None) -> str:
+    """The verdict as one self-contained HTML ``<section>`` (headline, run, lost workers, graded table with
+    grades coloured green to red): the standalone HTML report's body, and what goes into Locust's report."""
     header, _ = table_rows(verdict)
     grade_column = header.index("grade")
     body = []
@@ -273,21 +294,37 @@ def _html(verdict: Verdict, run: RunInfo | None) -> str:
             f"{run.workers} workers, finished {run.finished_at}, thresholds {run.thresholds_file}"
         )
     lost = "".join(f'<p class="lost">{html.escape(text)}</p>' for text in lost_worker_lines(verdict))
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Thresholds {state}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }}
-th, td {{ border: 1px solid #999; padding: 0.3em 0.6em; text-align: left; }}
-h1.passed {{ color: #1a7f37; }} h1.failed {{ color: #c62828; }}
-tr.fail td:last-child, p.lost {{ color: #c62828; font-weight: bold; }}
-</style></head>
-<body><h1 class="{state}">{html.escape(_headline(verdict))}</h1>
+    return f"""<section id="{SECTION_ID}"><style>{_SECTION_STYLE}</style>
+<h1 class="{state}">{html.escape(_headline(verdict))}</h1>
 <p>{run_line}</p>{lost}
 <table class="thresholds"><thead><tr>{head}</tr></thead><tbody>
 {chr(10).join(body)}
-</tbody></table></body></html>
+</tbody></table></section>
 """
+
+
+def _html(verdict: Verdict, run: RunInfo | None) -> str:
+    state = "passed" if verdict.passed else "failed"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Thresholds {state}</title></head>
+<body>{verdict_section(verdict, run)}</body></html>
+"""
+
+
+def embed_verdict(page: str, verdict: Verdict, run: RunInfo | None) -> str:
+    """Locust's HTML report ``page`` with the verdict's section at the top of its body (before the element the
+    report's script renders into), replacing a section embedded earlier."""
+    section = verdict_section(verdict, run)
+    old_start = page.find(f'<section id="{SECTION_ID}">')
+    if old_start != -1:
+        old_end = page.index("</section>", old_start) + len("</section>")
+        return page[:old_start] + section + page[old_end:].removeprefix("\n")
+    anchor = page.rfind('<div id="root">')
+    if anchor == -1:
+        anchor = page.rfind("</body>")
+    if anchor == -1:
+        return page + section
+    return page[:anchor] + section + page[anchor:]
 
 
 def _junit(verdict: Verdict, run: RunInfo | None) -> str:
