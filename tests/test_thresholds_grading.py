@@ -251,7 +251,7 @@ def test_aggregated_with_type_and_exclude_sums_only_the_rows_it_keeps() -> None:
     assert [(r.entry, r.rule_type, r.requests, r.observed, r.outcome) for r in verdict.results] == [
         ("grpc,websocket Aggregated", "grpc,websocket", 20, 4, "pass"),
         ("grpc,websocket Aggregated", "grpc,websocket", 20, 25.0, "pass"),
-        ("Aggregated", None, 105, pytest.approx(1000 / 105), "pass"),
+        ("Aggregated", None, 55, pytest.approx(1000 / 55), "pass"),  # Locust's total leaves grpc-first-message out
         ("", "grpc-message-rtt", 0, None, "warn"),  # its filter keeps no row: nothing matched
     ]
 
