@@ -237,14 +237,28 @@ def check_ws_run(stderr: str, backend: Backend, iterations: int, users: int) -> 
     assert rows[("websocket-keepalive", "keepalive")][0] >= 1
 
 
-def test_local_websocket_run_aggregated_counts_operations(ws_backend: Backend) -> None:
+def html_rows(report: Path) -> Rows:
+    """(requests, failures) per (type, name) from the statistics Locust's HTML report embeds."""
+    text = report.read_text()
+    marker = "window.templateArgs = "
+    arguments, _ = json.JSONDecoder().raw_decode(text, text.index(marker) + len(marker))
+    return {
+        (row["method"], row["name"]): (row["num_requests"], row["num_failures"])
+        for row in arguments["requests_statistics"]
+    }
+
+
+def test_local_websocket_run_aggregated_counts_operations(ws_backend: Backend, tmp_path: Path) -> None:
+    """Also the HTML report: its Aggregated row (the headline figures) counts operations."""
     iterations, users = 73, 3
     server_stats(ws_backend, reset=True)
+    report = tmp_path / "report.html"
     command = locust_command(WS_LOCUSTFILE, "--headless", "-u", str(users), "-r", str(users), "-t", "90s")
-    command += ["--only-summary", "-H", ws_backend.url, "--iteration-limit", str(iterations)]
+    command += ["--only-summary", "-H", ws_backend.url, "--iteration-limit", str(iterations), "--html", str(report)]
     done = run_locust(command, timeout=RUN_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
     check_ws_run(done.stderr, ws_backend, iterations, users)
+    assert html_rows(report) == summary_rows(done.stderr)
 
 
 def test_distributed_websocket_run_aggregated_counts_operations(ws_backend: Backend) -> None:
