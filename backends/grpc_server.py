@@ -1,10 +1,10 @@
 """Reference gRPC server: hello, compute, echo (unary and streaming), server stream, admin counters.
 
 ``python -m backends.grpc_server [--host 127.0.0.1] [--port 50051] [--workers N]``. Also serves grpc.health.v1
-and server reflection. Each process is one grpc.aio event loop; ``--workers N`` runs N of them on one port
-(``backends.grpc_workers``) with shared counters (``backends.grpc_counters``). Chosen by measurement
-(``bench/grpc_backend_throughput.py``, README "Why this server implementation"). Counting and faults:
-``backends.grpc_traffic`` and ``backends.grpc_faults``.
+and server reflection (v1alpha; ``--no-reflection`` turns it off). Each process is one grpc.aio event loop;
+``--workers N`` runs N of them on one port (``backends.grpc_workers``) with shared counters
+(``backends.grpc_counters``). Chosen by measurement (``bench/grpc_backend_throughput.py``, README "Why this
+server implementation"). Counting and faults: ``backends.grpc_traffic`` and ``backends.grpc_faults``.
 """
 
 from __future__ import annotations
@@ -136,6 +136,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="server processes sharing the port (SO_REUSEPORT); counters add up across them (default 1)",
     )
     parser.add_argument(
+        "--no-reflection",
+        action="store_true",
+        help="do not serve server reflection (for clients that must work from .proto files or a protoset)",
+    )
+    parser.add_argument(
         "--max-message-bytes", type=int, default=64 * 1024 * 1024, help="largest message accepted or sent"
     )
     args = parser.parse_args(argv)
@@ -201,7 +206,8 @@ async def serve(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    if not args.no_reflection:
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     credentials = server_credentials(args)
     address = listen_address(args.host, port)

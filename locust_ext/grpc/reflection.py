@@ -1,108 +1,147 @@
-"""Calls without generated code: any method of a server that offers reflection, by name, with dict/JSON messages.
+"""Method descriptors from the server's reflection service, fetched once per process and target.
 
-    self.client.call("loadtest.v1.Hello/SayHello", {"name": "a"})
-
-Descriptors are fetched once per user through server reflection (on the plain channel, so the lookups are not
-recorded as load); the calls themselves go through the recording channel and are recorded exactly like stub
-calls. Responses are protobuf messages of the server's types (``google.protobuf.json_format.MessageToDict``
-turns one into a dict).
+``grpc.reflection.v1`` is asked first and ``grpc.reflection.v1alpha`` when the server does not implement v1
+(the two share their messages field for field, so one set of message classes serves both). Reflection calls
+carry the user's ``metadata`` and ``reflection_metadata`` and use the same channel settings (TLS) as the
+calls; each lookup opens a short-lived channel, so nothing of it is left open (or inherited by a fork). They
+are not recorded as load. All users of a process that reflect on the same target with the same settings
+share one :class:`ReflectionCatalog`: a service's descriptors are fetched once, by the first user that needs
+them, while the others wait.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import threading
+from collections.abc import Sequence
 
 import grpc
-from google.protobuf import json_format, message_factory
-from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf import descriptor_pb2
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.descriptor_pool import DescriptorPool
-from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from grpc_reflection.v1alpha import reflection_pb2 as rpb
 
-from locust_ext.grpc.errors import GrpcConfigError
-from locust_ext.grpc.recording import RecordedStream, RecordingChannel
+from locust_ext.grpc.channels import ChannelSpec, open_channel
+from locust_ext.grpc.descriptors import MethodCatalog
+from locust_ext.grpc.errors import GrpcCallError, GrpcConfigError
 
-__all__ = ["ReflectionClient", "split_method"]
+__all__ = ["REFLECTION_SERVICES", "ReflectionCatalog", "reflection_catalog"]
 
-Message = Mapping[str, Any] | str
+#: Reflection services tried in this order; the first one the server implements is kept.
+REFLECTION_SERVICES = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
 
-
-def split_method(method: str) -> tuple[str, str]:
-    """("pkg.Service", "Method") from ``pkg.Service/Method``, ``/pkg.Service/Method`` or ``pkg.Service.Method``."""
-    text = method.strip().lstrip("/")
-    service, sep, name = text.rpartition("/")
-    if not sep:
-        service, sep, name = text.rpartition(".")
-    if not sep or not service or not name:
-        raise GrpcConfigError(f"method {method!r}: expected 'package.Service/Method'")
-    return service, name
+Metadata = tuple[tuple[str, str], ...]
 
 
-class ReflectionClient:
-    """Dynamic calls for one user: resolves methods by reflection, converts dict/JSON to messages, records calls."""
+class ReflectionCatalog(MethodCatalog):
+    """A :class:`MethodCatalog` filled on demand by server reflection; safe to share between users."""
 
-    def __init__(self, channel: RecordingChannel, reflection_channel: grpc.Channel) -> None:
-        self._channel = channel
-        self._pool = DescriptorPool(ProtoReflectionDescriptorDatabase(reflection_channel))
-        self._callables: dict[str, tuple[MethodDescriptor, Any, type[Any]]] = {}
+    def __init__(self, spec: ChannelSpec, metadata: Metadata = (), timeout: float | None = 30.0) -> None:
+        super().__init__(DescriptorPool(), (), "the server's reflection")
+        self.spec = spec
+        self.metadata = metadata
+        self.timeout = timeout
+        #: The reflection service the server answered on, once known.
+        self.service_path: str | None = None
+        self._listed: list[str] | None = None
+        self._files: set[str] = set()
+        self._lock = threading.RLock()
 
-    def _resolve(self, method: str) -> tuple[MethodDescriptor, Any, type[Any]]:
-        resolved = self._callables.get(method)
-        if resolved is not None:
-            return resolved
-        service_name, method_name = split_method(method)
+    def service_names(self) -> list[str]:
+        """The services the server lists (fetched once)."""
+        with self._lock:
+            if self._listed is None:
+                (response,) = self._exchange([rpb.ServerReflectionRequest(list_services="")])
+                self._listed = sorted(service.name for service in response.list_services_response.service)
+            return list(self._listed)
+
+    def service(self, name: str) -> ServiceDescriptor:
+        """The service ``name``, fetched with its file and that file's imports the first time it is asked for."""
+        with self._lock:
+            try:
+                return self.pool.FindServiceByName(name)
+            except KeyError:
+                pass
+            requests = [rpb.ServerReflectionRequest(file_containing_symbol=name)]
+            if self._listed is None:
+                requests.append(rpb.ServerReflectionRequest(list_services=""))
+            responses = self._exchange(requests)
+            if self._listed is None:
+                self._listed = sorted(service.name for service in responses[1].list_services_response.service)
+            found = responses[0]
+            if found.HasField("error_response"):
+                known = ", ".join(self._listed) or "none"
+                raise GrpcConfigError(f"{self.where} does not know {name}; services: {known}")
+            self._add(list(found.file_descriptor_response.file_descriptor_proto))
+            return self.pool.FindServiceByName(name)
+
+    def _add(self, serialized: Sequence[bytes]) -> None:
+        """Add files (fetching imports the server left out) to the pool, each after its dependencies."""
+        pending = {proto.name: proto for proto in map(descriptor_pb2.FileDescriptorProto.FromString, serialized)}
+        while True:
+            missing = sorted(
+                {dep for proto in pending.values() for dep in proto.dependency} - self._files - set(pending)
+            )
+            if not missing:
+                break
+            responses = self._exchange([rpb.ServerReflectionRequest(file_by_filename=name) for name in missing])
+            for name, response in zip(missing, responses, strict=True):
+                if response.HasField("error_response"):
+                    raise GrpcConfigError(f"{self.where} cannot supply {name}: {response.error_response.error_message}")
+                for data in response.file_descriptor_response.file_descriptor_proto:
+                    proto = descriptor_pb2.FileDescriptorProto.FromString(data)
+                    pending.setdefault(proto.name, proto)
+
+        def add(name: str) -> None:
+            if name in self._files:
+                return
+            proto = pending[name]
+            for dependency in proto.dependency:
+                add(dependency)
+            self.pool.AddSerializedFile(proto.SerializeToString())
+            self._files.add(name)
+
+        for name in list(pending):
+            add(name)
+
+    def _exchange(self, requests: list[rpb.ServerReflectionRequest]) -> list[rpb.ServerReflectionResponse]:
+        """One reflection stream: send ``requests``, return one response each (v1 first, then v1alpha)."""
+        services = (self.service_path,) if self.service_path else REFLECTION_SERVICES
+        channel = open_channel(self.spec)
         try:
-            service = self._pool.FindServiceByName(service_name)
-        except KeyError:
-            raise GrpcConfigError(f"method {method!r}: the server's reflection does not know {service_name}") from None
-        descriptor = service.methods_by_name.get(method_name)
-        if descriptor is None:
-            raise GrpcConfigError(f"method {method!r}: {service_name} has no method {method_name}")
-        request_class = message_factory.GetMessageClass(descriptor.input_type)
-        response_class = message_factory.GetMessageClass(descriptor.output_type)
-        path = f"/{service_name}/{method_name}"
-        kind = {
-            (False, False): self._channel.unary_unary,
-            (False, True): self._channel.unary_stream,
-            (True, False): self._channel.stream_unary,
-            (True, True): self._channel.stream_stream,
-        }[(descriptor.client_streaming, descriptor.server_streaming)]
-        multicallable = kind(
-            path, request_serializer=request_class.SerializeToString, response_deserializer=response_class.FromString
-        )
-        resolved = self._callables[method] = (descriptor, multicallable, request_class)
-        return resolved
-
-    def call(self, method: str, message: Message | Iterable[Message] = (), **call_options: Any) -> Any:
-        """Call ``method`` with a dict or JSON message (an iterable of them for client/bidi streams).
-
-        Returns the response message, or a :class:`RecordedStream` of them for server/bidi streams.
-        ``call_options`` are the usual ``timeout=``, ``metadata=``, ``wait_for_ready=``, ``compression=``.
-        A failed call raises ``GrpcCallError`` after being recorded, as stub calls do.
-        """
-        descriptor, multicallable, request_class = self._resolve(method)
-        if descriptor.client_streaming:
-            if isinstance(message, (str, Mapping)):
-                raise GrpcConfigError(f"method {method!r} is client-streaming: pass an iterable of messages")
-            requests: Any = (_to_message(request_class, item) for item in message)
-            return multicallable(requests, **call_options)
-        if not isinstance(message, (str, Mapping)):
-            raise GrpcConfigError(f"method {method!r} takes one message: pass a dict or a JSON string")
-        return multicallable(_to_message(request_class, message), **call_options)
-
-    def stream(self, method: str, message: Message | Iterable[Message] = (), **call_options: Any) -> RecordedStream:
-        """Like :meth:`call` for a server-streaming or bidi method; typed as the stream it returns."""
-        stream: RecordedStream = self.call(method, message, **call_options)
-        return stream
+            for service in services:
+                call = channel.stream_stream(
+                    f"/{service}/ServerReflectionInfo",
+                    request_serializer=rpb.ServerReflectionRequest.SerializeToString,
+                    response_deserializer=rpb.ServerReflectionResponse.FromString,
+                )
+                try:
+                    responses = list(call(iter(requests), metadata=self.metadata or None, timeout=self.timeout))
+                except grpc.RpcError as error:
+                    if error.code() is grpc.StatusCode.UNIMPLEMENTED and service != services[-1]:
+                        continue
+                    failure = GrpcCallError.from_rpc_error(error)
+                    raise GrpcCallError(failure.code(), f"server reflection: {failure.details()}") from None
+                self.service_path = service
+                if len(responses) != len(requests):
+                    raise GrpcCallError(
+                        grpc.StatusCode.INTERNAL,
+                        f"server reflection: {len(responses)} answers to {len(requests)} questions",
+                    )
+                return responses
+        finally:
+            channel.close()
+        raise AssertionError("unreachable: the last reflection service either answers or raises")
 
 
-def _to_message(message_class: type[Any], message: Message) -> Any:
-    if isinstance(message, str):
-        try:
-            return json_format.Parse(message, message_class())
-        except json_format.ParseError as exc:
-            raise GrpcConfigError(f"{message_class.DESCRIPTOR.full_name}: bad JSON message: {exc}") from None
-    try:
-        return json_format.ParseDict(dict(message), message_class())
-    except json_format.ParseError as exc:
-        raise GrpcConfigError(f"{message_class.DESCRIPTOR.full_name}: bad message: {exc}") from None
+_catalogs: dict[tuple[ChannelSpec, Metadata, float | None], ReflectionCatalog] = {}
+_catalogs_lock = threading.Lock()
+
+
+def reflection_catalog(spec: ChannelSpec, metadata: Metadata = (), timeout: float | None = 30.0) -> ReflectionCatalog:
+    """The process's catalog for reflecting on ``spec``'s target with ``metadata`` (made on first use)."""
+    key = (spec, tuple(metadata), timeout)
+    with _catalogs_lock:
+        catalog = _catalogs.get(key)
+        if catalog is None:
+            catalog = _catalogs[key] = ReflectionCatalog(spec, tuple(metadata), timeout)
+        return catalog

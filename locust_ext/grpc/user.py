@@ -17,9 +17,11 @@ from locust import User
 from locust.env import Environment
 
 from locust_ext.grpc.channels import ChannelSpec, SharedChannels, open_channel, tls_credentials
+from locust_ext.grpc.descriptors import MethodCatalog, proto_catalog
+from locust_ext.grpc.dynamic import DynamicClient
 from locust_ext.grpc.errors import GrpcConfigError
 from locust_ext.grpc.recording import CallRecorder, RecordingChannel, SendTime, sent_at_unix_nanos
-from locust_ext.grpc.reflection import ReflectionClient
+from locust_ext.grpc.reflection import reflection_catalog
 from locust_ext.grpc.target import parse_target
 from locust_ext.host_check import HostCheckedUser
 from locust_ext.stopping import stop_would_kill
@@ -53,6 +55,16 @@ class GrpcUser(HostCheckedUser, User):
     # Metadata
     #: Sent with every call, before the call's own metadata (e.g. ``(("authorization", "Bearer x"),)``).
     metadata: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: Sent on server reflection calls only, after ``metadata`` (a token the reflection service wants).
+    reflection_metadata: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    # Descriptors for ``self.client`` (calls by name); none of these set: server reflection
+    #: ``.proto`` files compiled at start-up (no protoc binary, no generated code), e.g. ``("kv.proto",)``.
+    proto_files: ClassVar[tuple[str, ...]] = ()
+    #: Import paths for ``proto_files``; the well-known types (``google/protobuf/*.proto``) are always there.
+    proto_paths: ClassVar[tuple[str, ...]] = ()
+    #: A ``FileDescriptorSet`` file (``protoc --descriptor_set_out --include_imports``).
+    protoset: ClassVar[str | None] = None
 
     # Channel
     #: grpc channel arguments, e.g. ``(("grpc.max_receive_message_length", 64 << 20),)``; keepalive lives here too.
@@ -94,15 +106,30 @@ class GrpcUser(HostCheckedUser, User):
             self.raw_channel = open_channel(spec)
         self.channel = RecordingChannel(self.raw_channel, self._recorder)
         self.stub: Any = self.stub_class(self.channel) if self.stub_class is not None else None
-        self._client: ReflectionClient | None = None
+        self._spec = spec
+        self._client: DynamicClient | None = None
         self._closed = False
 
     @property
-    def client(self) -> ReflectionClient:
-        """Calls by method name with dict/JSON messages, through server reflection (no generated code needed)."""
+    def client(self) -> DynamicClient:
+        """Calls by method name with dict/JSON messages (no generated code needed): descriptors from
+        ``proto_files`` / ``protoset`` when set, else from server reflection, shared by the process's users."""
         if self._client is None:
-            self._client = ReflectionClient(self.channel, self.raw_channel)
+            self._client = DynamicClient(self.channel, self.method_catalog(self._spec))
         return self._client
+
+    @classmethod
+    def method_catalog(cls, spec: ChannelSpec) -> MethodCatalog:
+        """The process-wide catalog this class finds methods in for ``spec``'s target (built on first use)."""
+        if cls.proto_files or cls.protoset:
+            return cls.proto_catalog()
+        return reflection_catalog(spec, (*cls.metadata, *cls.reflection_metadata), cls.timeout)
+
+    @classmethod
+    def proto_catalog(cls) -> MethodCatalog:
+        """The catalog of ``proto_files`` and ``protoset``, compiled once per process."""
+        owner = f"{cls.__name__}.{'proto_files' if cls.proto_files else 'protoset'}"
+        return proto_catalog(tuple(cls.proto_files), tuple(cls.proto_paths), cls.protoset, owner=owner)
 
     @classmethod
     def channel_spec(cls, host: str | None) -> ChannelSpec:
@@ -122,10 +149,15 @@ class GrpcUser(HostCheckedUser, User):
 
     @classmethod
     def check_settings(cls) -> None:
-        """What does not depend on the host: the pool size, and the TLS files are there, readable and paired."""
+        """What does not depend on the host: the pool size, the TLS files are there, readable and paired, and
+        ``proto_files`` / ``protoset`` compile (once per process; the users share the result)."""
         if cls.channel_pool_size is not None and cls.channel_pool_size < 1:
             raise GrpcConfigError(f"{cls.__name__}.channel_pool_size must be None or >= 1, not {cls.channel_pool_size}")
         tls_credentials(cls.__name__, cls.root_certificates, cls.client_certificate, cls.client_key)
+        if isinstance(cls.proto_files, str) or isinstance(cls.proto_paths, str):
+            raise GrpcConfigError(f"{cls.__name__}.proto_files and proto_paths are lists of paths, not one string")
+        if cls.proto_files or cls.protoset:
+            cls.proto_catalog()
 
     @classmethod
     def check_host(cls, host: str | None) -> None:
