@@ -5,6 +5,7 @@ users it ran; --thresholds-lost-workers warn (here from its environment variable
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
@@ -54,7 +55,7 @@ def run_and_lose_a_worker(backend: Backend, out: Path, kill: signal.Signals, **e
     master_command = locust_command(
         LOCUSTFILE, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
         "--expect-workers", "2", "--headless", "-u", str(USERS), "-r", str(USERS), "-t", "10s",
-        "--thresholds", str(out / "gate.yaml"), *reports,
+        "--thresholds", str(out / "gate.yaml"), *reports, "--html", str(out / "locust.html"),
     )  # fmt: skip
     worker_command = locust_command(LOCUSTFILE, "--worker", "--master-host", "127.0.0.1", "--master-port", port)
     workers = [
@@ -116,6 +117,8 @@ def test_every_report_names_the_lost_worker(killed: Finished) -> None:
     assert "Thresholds FAILED: " in killed.stdout and "; 1 worker lost" in killed.stdout
     assert f"Lost worker (FAIL): {lost['message']}" in killed.stdout
     assert f"- **Lost worker (FAIL): {lost['message']}**" in (killed.out / "gate.md").read_text()
+    page = (killed.out / "locust.html").read_text()  # Locust's own report, from the master
+    assert f'<p class="lost">Lost worker (FAIL): {html.escape(lost["message"])}</p>' in page
     cases = ET.parse(killed.out / "gate.xml").getroot().iter("testcase")
     (case,) = [case for case in cases if case.get("classname") == "thresholds.workers"]
     failure = case.find("failure")
