@@ -13,9 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +29,18 @@ from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha import reflection_pb2 as rpb
 from grpc_reflection.v1alpha._async import ReflectionServicer
 
-from backends.common import announce_ready
+from backends.common import announce_ready, parse_ready_line, stop_process
 from backends.grpc_server import SERVICE_NAMES, ComputeService, EchoService, HelloService, StreamService
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 TOKEN_KEY = "x-reflection-token"
-V1 = "grpc.reflection.v1.ServerReflection"
-V1ALPHA = "grpc.reflection.v1alpha.ServerReflection"
+V1_SERVICE = "grpc.reflection.v1.ServerReflection"
+V1ALPHA_SERVICE = "grpc.reflection.v1alpha.ServerReflection"
+#: The reflection method paths, as the counts name them.
+V1 = f"/{V1_SERVICE}/ServerReflectionInfo"
+V1ALPHA = f"/{V1ALPHA_SERVICE}/ServerReflectionInfo"
 
 
 class ReflectionGate(grpc.aio.ServerInterceptor):
@@ -66,7 +76,7 @@ async def serve(args: argparse.Namespace) -> None:
     pb_grpc.add_ComputeServicer_to_server(ComputeService(), server)
     pb_grpc.add_EchoServicer_to_server(EchoService(), server)
     pb_grpc.add_StreamServicer_to_server(StreamService(), server)
-    names = (*SERVICE_NAMES[:4], V1ALPHA if args.reflection != "v1" else V1)
+    names = (*SERVICE_NAMES[:4], V1ALPHA_SERVICE if args.reflection != "v1" else V1_SERVICE)
     servicer = ReflectionServicer(names)
     if args.reflection in ("both", "v1alpha"):
         reflection.enable_server_reflection(names, server)
@@ -74,7 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
         server.add_generic_rpc_handlers(
             (
                 grpc.method_handlers_generic_handler(
-                    V1,
+                    V1_SERVICE,
                     {
                         "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
                             servicer.ServerReflectionInfo,
@@ -108,6 +118,34 @@ async def serve(args: argparse.Namespace) -> None:
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     await stop.wait()
     await server.stop(grace=0.5)
+
+
+@dataclass
+class ReflectionServer:
+    address: str
+    process: subprocess.Popen[str]
+
+    def reflection_calls(self) -> dict[str, int]:
+        """Reflection calls the server got, per service path (refused ones included)."""
+        with grpc.insecure_channel(self.address) as channel:
+            answer = channel.unary_unary("/test.ReflectionCounts/Get")(b"", timeout=10)
+        counts: dict[str, int] = json.loads(answer)
+        return counts
+
+
+@contextmanager
+def reflection_server(*args: str) -> Iterator[ReflectionServer]:
+    command = [sys.executable, "-m", "tests.reflection_server", "--port", "0", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        ready = parse_ready_line(process.stdout.readline())
+        assert ready is not None, "the reflection test server did not start"
+        _scheme, host, port = ready
+        yield ReflectionServer(f"{host}:{port}", process)
+    finally:
+        stop_process(process, 10.0)
 
 
 def main() -> None:

@@ -6,13 +6,7 @@ counts the reflection calls it gets.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,43 +16,12 @@ import pytest
 from locust import constant, task
 from locust.env import Environment
 
-from backends.common import parse_ready_line, stop_process
 from locust_ext import GrpcCallError, GrpcUser
 from locust_ext.grpc.errors import GrpcConfigError
-from tests.support import REPO_ROOT
+from tests.reflection_server import V1, V1ALPHA, ReflectionServer, reflection_server
 from tests.tls_certs import make_pki
 
 TOKEN = "s3cret"
-V1 = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
-V1ALPHA = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
-
-
-@dataclass
-class ReflectionServer:
-    address: str
-    process: subprocess.Popen[str]
-
-    def reflection_calls(self) -> dict[str, int]:
-        """Reflection calls the server got, per service path (refused ones included)."""
-        with grpc.insecure_channel(self.address) as channel:
-            answer = channel.unary_unary("/test.ReflectionCounts/Get")(b"", timeout=10)
-        counts: dict[str, int] = json.loads(answer)
-        return counts
-
-
-@contextmanager
-def reflection_server(*args: str) -> Iterator[ReflectionServer]:
-    command = [sys.executable, "-m", "tests.reflection_server", "--port", "0", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert process.stdout is not None
-        ready = parse_ready_line(process.stdout.readline())
-        assert ready is not None, "the reflection test server did not start"
-        _scheme, host, port = ready
-        yield ReflectionServer(f"{host}:{port}", process)
-    finally:
-        stop_process(process, 10.0)
 
 
 @pytest.fixture(scope="module")
