@@ -25,7 +25,8 @@ from locust_ext.command.options import CommandParser
 
 __all__ = ["built_user_classes", "main"]
 
-PROG = "python -m locust_ext"
+#: How the command was started, for usage lines: the console script's name, or ``python -m locust_ext``.
+PROG = "python -m locust_ext" if Path(sys.argv[0]).name in ("__main__.py", "-m", "-c", "") else Path(sys.argv[0]).name
 _KINDS = {
     "grpc": "gRPC: HOST is host:port, grpc://host:port or grpcs://host:port",
     "ws": "WebSocket: URL is ws:// or wss://",

@@ -1,0 +1,303 @@
+"""The zero-code commands, run as users run them (``python -m locust_ext grpc|ws ...``), counted at the servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from locust_ext.command.data import DataError, RequestData
+from locust_ext.testing import Backend, free_port, grpc_counters, request_counts, running_backend
+from tests.reflection_server import V1, reflection_server
+from tests.support import REPO_ROOT, server_calls
+from tests.ws_sessions import server_stats
+
+PROTOS = REPO_ROOT / "protos"
+HELLO = "/loadtest.v1.Hello/SayHello"
+
+
+def command(kind: str, target: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "locust_ext", kind, target, *args]
+
+
+def run(args: list[str], timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ})
+
+
+@pytest.fixture(scope="module")
+def dark_backend() -> Iterator[Backend]:
+    """The reference gRPC backend without server reflection."""
+    with running_backend("grpc", ["--no-reflection"]) as backend:
+        yield backend
+
+
+@pytest.fixture(scope="module")
+def protoset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("protoset") / "loadtest.pb"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTOS}",
+            f"--descriptor_set_out={out}",
+            "--include_imports",
+            "loadtest/v1/loadtest.proto",
+        ],
+        check=True,
+    )
+    return out
+
+
+# (method, -d) per call kind; streams of two messages for the client-streaming kinds.
+KINDS = {
+    "unary": ("loadtest.v1.Hello/SayHello", '{"name": "u{{user}}-{{seq}}"}'),
+    "server-stream": ("loadtest.v1.Stream/Subscribe", '{"count": 3}'),
+    "client-stream": ("loadtest.v1.Echo/EchoClientStream", '[{"payload": "YQ=="}, {"payload": "Yg=="}]'),
+    "bidi": ("loadtest.v1.Echo/EchoBidi", '[{"payload": "YQ=="}, {"payload": "Yg=="}]'),
+}
+CALLS = 24
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_grpc_from_proto_files_every_kind_counted_at_the_server(
+    dark_backend: Backend, tmp_path: Path, kind: str
+) -> None:
+    method, data = KINDS[kind]
+    grpc_counters(dark_backend, reset=True)
+    args = ["--call", method, "-d", data, "--proto", "loadtest/v1/loadtest.proto", "--import-path", "protos/"]
+    locust = ["--headless", "-u", "3", "-r", "3", "-t", "60s", "--iteration-limit", str(CALLS)]
+    result = run(command("grpc", dark_backend.address, *args, *locust, "--json-file", str(tmp_path / "out")))
+    assert result.returncode == 0, result.stderr[-2000:]
+    requests, failures = request_counts(tmp_path / "out")
+    path = f"/{method}"
+    server = grpc_counters(dark_backend).methods[path]
+    assert (server.received, server.completed) == (CALLS, CALLS)
+    assert requests[path] >= CALLS and failures[path] == 0  # stream rows add derived measurements of their own
+    assert not list(tmp_path.glob("*.py")) and not list(REPO_ROOT.glob("locustfile*.py"))
+
+
+def test_grpc_from_a_protoset_with_metadata(dark_backend: Backend, protoset: Path, tmp_path: Path) -> None:
+    grpc_counters(dark_backend, reset=True)
+    args = ["--call", "loadtest.v1.Hello/SayHello", "-d", '{"name": "p"}', "--protoset", str(protoset)]
+    args += ["-m", "x-fault-delay-ms: 1"]  # metadata reaches the server: it delays, and still answers
+    locust = ["--headless", "-u", "2", "-r", "2", "-t", "60s", "--iteration-limit", str(CALLS)]
+    result = run(command("grpc", dark_backend.address, *args, *locust, "--json-file", str(tmp_path / "out")))
+    assert result.returncode == 0, result.stderr[-2000:]
+    requests, failures = request_counts(tmp_path / "out")
+    assert (requests[HELLO], failures[HELLO]) == (CALLS, 0)
+    assert grpc_counters(dark_backend).methods[HELLO].completed == CALLS
+
+
+def test_grpc_by_reflection_with_reflection_metadata_and_data_lines(tmp_path: Path) -> None:
+    lines = tmp_path / "names.jsonl"
+    lines.write_text('{"name": "a-{{uuid}}"}\n\n{"name": "b-{{now}}"}\n')
+    with reflection_server("--token", "t0k") as server:
+        args = [
+            "--call",
+            "loadtest.v1.Hello/SayHello",
+            "-D",
+            str(lines),
+            "--reflect-metadata",
+            "x-reflection-token: t0k",
+        ]
+        locust = ["--headless", "-u", "2", "-r", "2", "-t", "60s", "--iteration-limit", str(CALLS)]
+        result = run(command("grpc", server.address, *args, *locust, "--json-file", str(tmp_path / "out")))
+        assert result.returncode == 0, result.stderr[-2000:]
+        requests, failures = request_counts(tmp_path / "out")
+        assert (requests[HELLO], failures[HELLO]) == (CALLS, 0)
+        # One reflection call in the command's own check, one in the run's process (Locust imports its locustfile
+        # after the check, in the same process, so the catalog is shared; the count says it is).
+        assert server.reflection_calls().get(V1, 0) == 1
+
+
+def test_grpc_master_and_worker_started_the_same_way(dark_backend: Backend, tmp_path: Path) -> None:
+    grpc_counters(dark_backend, reset=True)
+    port = str(free_port())
+    own = [
+        "--call",
+        "loadtest.v1.Hello/SayHello",
+        "-d",
+        '{"name": "w"}',
+        "--proto",
+        str(PROTOS / "loadtest/v1/loadtest.proto"),
+    ]
+    worker = subprocess.Popen(
+        command("grpc", dark_backend.address, *own, "--worker", "--master-host", "127.0.0.1", "--master-port", port),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        master = ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--expect-workers", "1"]
+        locust = ["--headless", "-u", "2", "-r", "2", "-t", "60s", "--iteration-limit", str(CALLS)]
+        result = run(command("grpc", dark_backend.address, *own, *master, *locust, "--json-file", str(tmp_path / "o")))
+    finally:
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    assert result.returncode == 0, result.stderr[-2000:]
+    requests, failures = request_counts(tmp_path / "o")
+    assert (requests[HELLO], failures[HELLO]) == (CALLS, 0)
+    assert grpc_counters(dark_backend).methods[HELLO].completed == CALLS
+
+
+def test_grpc_without_call_lists_services_and_methods(dark_backend: Backend) -> None:
+    result = run(command("grpc", dark_backend.address, "--proto", "protos/loadtest/v1/loadtest.proto"))
+    assert result.returncode == 0, result.stderr
+    assert "loadtest.v1.Echo\n" in result.stdout
+    assert "  EchoBidi(stream loadtest.v1.EchoRequest) returns (stream loadtest.v1.EchoReply)" in result.stdout
+    with reflection_server() as server:
+        listed = run(command("grpc", server.address))
+    assert listed.returncode == 0, listed.stderr
+    assert "  Subscribe(loadtest.v1.StreamRequest) returns (stream loadtest.v1.StreamMessage)" in listed.stdout
+
+
+def test_the_console_script_is_the_same_command(dark_backend: Backend) -> None:
+    script = Path(sys.executable).with_name("locust-grpcws")
+    result = run([str(script), "grpc", dark_backend.address, "--protoset", "nothere.pb"])
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "error: --protoset: nothere.pb: cannot read: No such file or directory",
+    )
+    usage = run([str(script), "grpc", "--help"])
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: locust-grpcws grpc")
+
+
+GOOD = ["--call", "loadtest.v1.Hello/SayHello", "--proto", "protos/loadtest/v1/loadtest.proto"]
+BAD_GRPC = {
+    "unknown method": (
+        ["--call", "loadtest.v1.Hello/Nope", "--proto", "protos/loadtest/v1/loadtest.proto"],
+        "error: method 'loadtest.v1.Hello/Nope': loadtest.v1.Hello has no method Nope; methods: SayHello",
+    ),
+    "unknown service": (
+        ["--call", "loadtest.v1.Nope/Get", "--proto", "protos/loadtest/v1/loadtest.proto"],
+        "error: method 'loadtest.v1.Nope/Get': --proto does not know loadtest.v1.Nope; services: loadtest.v1.Admin,",
+    ),
+    "unknown field": ([*GOOD, "-d", '{"nam": "x"}'], "error: -d: loadtest.v1.HelloRequest: bad message: Message type"),
+    "wrong type": ([*GOOD, "-d", '{"name": [1]}'], "error: -d: loadtest.v1.HelloRequest: bad message:"),
+    "bad JSON": ([*GOOD, "-d", '{"name": '], "error: -d: bad JSON: Expecting value at column 10"),
+    "unknown substitution": ([*GOOD, "-d", '{"name": "{{who}}"}'], "error: -d: unknown substitution {{who}}"),
+    "unreadable proto": (
+        ["--call", "a.B/C", "--proto", "nothere.proto"],
+        "error: --proto: nothere.proto: file not found",
+    ),
+    "unreadable protoset": (
+        ["--call", "a.B/C", "--protoset", "nothere.pb"],
+        "error: --protoset: nothere.pb: cannot read",
+    ),
+    "no reflection": (["--call", "loadtest.v1.Hello/SayHello"], "UNIMPLEMENTED: server reflection"),
+    "bad metadata": ([*GOOD, "-m", "no-colon"], "error: -m 'no-colon': expected 'key: value'"),
+    "unreadable CA": ([*GOOD, "--cacert", "nothere.pem"], "error: --cacert 'nothere.pem': cannot read"),
+    "host flag": ([*GOOD, "-H", "127.0.0.1:1"], "error: -H: the command sets it"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_GRPC))
+def test_bad_grpc_input_is_one_line_exit_2_and_no_calls(dark_backend: Backend, tmp_path: Path, case: str) -> None:
+    args, expected = BAD_GRPC[case]
+    grpc_counters(dark_backend, reset=True)
+    result = run(command("grpc", dark_backend.address, *args, "--headless", "-u", "1", "-t", "5s"))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], lines
+    assert server_calls(dark_backend) == 0
+
+
+def test_bad_proto_lines_and_data_file_lines_are_named(dark_backend: Backend, tmp_path: Path) -> None:
+    (tmp_path / "kv.proto").write_text('syntax = "proto3";\npackage kv;\nimport "gone.proto";\n')
+    result = run(command("grpc", dark_backend.address, "--call", "kv.S/M", "--proto", str(tmp_path / "kv.proto")))
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f'error: --proto: {tmp_path}/kv.proto:3:1: Import "gone.proto" was not found or had errors.'
+    )
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"name": "a"}\n{"name": "b"}\n{"nam": "c"}\n')
+    result = run(command("grpc", dark_backend.address, *GOOD, "-D", str(data), "--headless", "-t", "5s"))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"error: {data}:3: loadtest.v1.HelloRequest: bad message:")
+    assert server_calls(dark_backend) == 0
+
+
+@pytest.fixture(scope="module")
+def ws_server() -> Iterator[Backend]:
+    with running_backend("websocket") as backend:
+        yield backend
+
+
+def test_ws_requests_counted_at_the_server(ws_server: Backend, tmp_path: Path) -> None:
+    server_stats(ws_server, reset=True)
+    data = '{"type": "echo", "payload": "hi {{user}}/{{seq}}"}'
+    locust = ["--headless", "-u", "3", "-r", "3", "-t", "60s", "--iteration-limit", str(CALLS)]
+    result = run(command("ws", f"{ws_server.url}/", "-d", data, *locust, "--json-file", str(tmp_path / "out")))
+    assert result.returncode == 0, result.stderr[-2000:]
+    requests, failures = request_counts(tmp_path / "out")
+    assert (requests["echo"], failures["echo"]) == (CALLS, 0)
+    stats = server_stats(ws_server)
+    assert stats["requests"] == {"echo": CALLS} and stats["errors"] == 0
+
+
+def test_ws_no_reply_sends_only(ws_server: Backend, tmp_path: Path) -> None:
+    server_stats(ws_server, reset=True)
+    locust = ["--headless", "-u", "2", "-r", "2", "-t", "60s", "--iteration-limit", str(CALLS)]
+    data = '{"type": "echo", "id": "{{uuid}}", "payload": "x"}'
+    result = run(command("ws", ws_server.url, "-d", data, "--no-reply", *locust, "--json-file", str(tmp_path / "out")))
+    assert result.returncode == 0, result.stderr[-2000:]
+    requests, failures = request_counts(tmp_path / "out")
+    assert (requests["echo"], failures["echo"]) == (CALLS, 0)
+    assert server_stats(ws_server)["requests"] == {"echo": CALLS}
+
+
+BAD_WS = {
+    "no data": ([], "error: no message: give it with -d JSON or -D FILE"),
+    "bad JSON": (["-d", "{"], "error: -d: bad JSON:"),
+    "not an object": (["-d", "[1, 2]"], "error: -d: a request awaiting its reply must be a JSON object, not list"),
+    "bad header": (["-d", "{}", "-m", "x"], "error: -m 'x': expected 'key: value'"),
+    "unreadable file": (["-D", "nothere.json"], "error: -D nothere.json: cannot read"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_WS))
+def test_bad_ws_input_is_one_line_exit_2_and_no_connection(ws_server: Backend, case: str) -> None:
+    args, expected = BAD_WS[case]
+    server_stats(ws_server, reset=True)
+    result = run(command("ws", ws_server.url, *args, "--headless", "-u", "1", "-t", "5s"))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+    assert server_stats(ws_server)["connections_opened"] == 0
+
+
+def test_bad_ws_url_and_unknown_command() -> None:
+    result = run(command("ws", "http://127.0.0.1:1/", "-d", "{}"))
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "error: host 'http://127.0.0.1:1/': the scheme must be ws:// or wss://",
+    )
+    result = run([sys.executable, "-m", "locust_ext", "http", "x"])
+    assert (result.returncode, result.stderr.strip()) == (2, "error: unknown command 'http': expected grpc or ws")
+
+
+def test_request_data_substitutions_and_cycling(tmp_path: Path) -> None:
+    lines = tmp_path / "d.jsonl"
+    lines.write_text('{"n": {{seq}}, "u": {{user}}}\n\n{"s": "{{uuid}}", "t": {{now}}}\n')
+    values = RequestData.from_file(str(lines)).for_user()
+    first, second, third = next(values), next(values), next(values)
+    assert first["n"] == 0 and second["s"] != "" and len(second["s"]) == 36 and second["t"] > 1_700_000_000_000
+    assert third["n"] == 2 and third["u"] == first["u"]
+    assert next(RequestData.from_file(str(lines)).for_user())["u"] == first["u"] + 1
+    whole = tmp_path / "one.json"
+    whole.write_text('{\n  "a": [1,\n 2]\n}\n')
+    assert next(RequestData.from_file(str(whole)).for_user()) == {"a": [1, 2]}
+    constant = RequestData.from_text('{"a": 1}').for_user()
+    assert next(constant) is next(constant)  # parsed once
+    with pytest.raises(DataError, match=r"d.jsonl:1: bad JSON"):
+        (tmp_path / "d.jsonl").write_text("{\n{}\n")
+        RequestData.from_file(str(lines)).check(lambda value: None)
