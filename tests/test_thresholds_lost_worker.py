@@ -1,5 +1,6 @@
 """A worker lost mid-run fails the gate: master + 2 workers started as users start them (workers with only
-``--worker --master-host --master-port``), one worker killed once every user runs. SIGKILL leaves the master
+``--worker --master-host --master-port``, the target only on the master's -H), one worker killed once every user
+runs. SIGKILL leaves the master
 without heartbeats ("missing"); SIGTERM makes the worker quit. Every report names the worker, when, and how many
 users it ran; --thresholds-lost-workers warn (here from its environment variable) only warns."""
 
@@ -37,25 +38,32 @@ class Finished:
     out: Path
 
 
-def _pump(stream: Any, lines: list[str], seen: threading.Event, needle: str) -> None:
+#: The master's log line once spawning is over (the second when some workers' reports come late).
+SPAWNED = ("All users spawned", "Spawning is complete")
+#: Locust's worker report interval: after it, every worker's user count has reached the master.
+WORKER_REPORT_INTERVAL_S = 3.0
+
+
+def _pump(stream: Any, lines: list[str], seen: threading.Event, needles: tuple[str, ...]) -> None:
     for line in stream:
         lines.append(line)
-        if needle in line:
+        if any(needle in line for needle in needles):
             seen.set()
 
 
 def run_and_lose_a_worker(backend: Backend, out: Path, kill: signal.Signals, **env: str) -> Finished:
-    """A 10 s headless distributed run; worker 0 gets ``kill`` a second after the master reports every user
-    spawned."""
+    """A 15 s headless distributed run; worker 0 gets ``kill`` once the master has spawned every user and heard
+    from every worker."""
     out.mkdir()
     (out / "gate.yaml").write_text(GATE)
     port = str(free_port())
-    full_env = {**os.environ, "THRESHOLDS_PROBE_TARGET": backend.address, **env}
+    # The target reaches the workers only from the master (-H travels in Locust's spawn message).
+    full_env = {key: value for key, value in os.environ.items() if key != "THRESHOLDS_PROBE_TARGET"} | env
     reports = [f"--thresholds-report={out / name}" for name in ("gate.json", "gate.xml", "gate.md")]
     master_command = locust_command(
         LOCUSTFILE, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
-        "--expect-workers", "2", "--headless", "-u", str(USERS), "-r", str(USERS), "-t", "10s",
-        "--thresholds", str(out / "gate.yaml"), *reports, "--html", str(out / "locust.html"),
+        "--expect-workers", "2", "--host", backend.address,
+        "--headless", "-u", str(USERS), "-r", str(USERS), "-t", "15s", "--thresholds", str(out / "gate.yaml"), *reports, "--html", str(out / "locust.html"),
     )  # fmt: skip
     worker_command = locust_command(LOCUSTFILE, "--worker", "--master-host", "127.0.0.1", "--master-port", port)
     workers = [
@@ -71,14 +79,14 @@ def run_and_lose_a_worker(backend: Backend, out: Path, kill: signal.Signals, **e
     stderr: list[str] = []
     spawned = threading.Event()
     pumps = [
-        threading.Thread(target=_pump, args=(master.stdout, stdout, threading.Event(), "\0"), daemon=True),
-        threading.Thread(target=_pump, args=(master.stderr, stderr, spawned, "All users spawned"), daemon=True),
+        threading.Thread(target=_pump, args=(master.stdout, stdout, threading.Event(), ()), daemon=True),
+        threading.Thread(target=_pump, args=(master.stderr, stderr, spawned, SPAWNED), daemon=True),
     ]
     try:
         for pump in pumps:
             pump.start()
         assert spawned.wait(TIMEOUT_S), "".join(stderr)[-2000:]
-        time.sleep(1.0)  # the master's worker list is looked at twice a second
+        time.sleep(WORKER_REPORT_INTERVAL_S + 0.5)
         workers[0].send_signal(kill)
         code = master.wait(TIMEOUT_S)
     finally:
