@@ -63,7 +63,8 @@ def run_and_lose_a_worker(backend: Backend, out: Path, kill: signal.Signals, **e
     master_command = locust_command(
         LOCUSTFILE, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
         "--expect-workers", "2", "--host", backend.address,
-        "--headless", "-u", str(USERS), "-r", str(USERS), "-t", "15s", "--thresholds", str(out / "gate.yaml"), *reports, "--html", str(out / "locust.html"),
+        "--headless", "-u", str(USERS), "-r", str(USERS), "-t", "15s",
+        "--thresholds", str(out / "gate.yaml"), *reports, "--html", str(out / "locust.html"),
     )  # fmt: skip
     worker_command = locust_command(LOCUSTFILE, "--worker", "--master-host", "127.0.0.1", "--master-port", port)
     workers = [
