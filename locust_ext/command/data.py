@@ -113,9 +113,13 @@ class RequestData:
             except ValueError as exc:
                 raise DataError(f"{template.where}: {' '.join(str(exc).split())}") from None
 
-    def for_user(self) -> Iterator[Any]:
-        """Endless values for one user: the templates cycled, ``{{seq}}`` counting, ``{{user}}`` this user's number."""
+    def for_user(self, convert: Callable[[Any], Any] = lambda value: value) -> Iterator[Any]:
+        """Endless values for one user: the templates cycled, ``{{seq}}`` counting, ``{{user}}`` this user's number.
+
+        Each value goes through ``convert`` (e.g. JSON to a protobuf message); once only for data without
+        substitutions, which is the same value every time.
+        """
         user = next(_user_numbers)
-        constants = {id(t): t.sample() for t in self.templates if t.constant}
+        constants = {id(t): convert(t.sample()) for t in self.templates if t.constant}
         for seq, template in enumerate(itertools.cycle(self.templates)):
-            yield constants[id(template)] if template.constant else template.render(seq, user)
+            yield constants[id(template)] if template.constant else convert(template.render(seq, user))

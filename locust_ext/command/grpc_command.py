@@ -8,6 +8,7 @@ without ``--call`` the services and methods are listed instead.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from google.protobuf import message_factory
@@ -57,15 +58,28 @@ class _CommandUser(GrpcUser):
     client_streaming: ClassVar[bool] = False
     server_streaming: ClassVar[bool] = False
     data: ClassVar[RequestData]
+    #: This user's requests, made at its first call.
+    values: Iterator[Any] | None = None
 
-    def on_start(self) -> None:
-        self.values = self.data.for_user()
+    def _values(self) -> Iterator[Any]:
+        """This user's requests as messages; the method is resolved here, so a failure is the call's (recorded)."""
+        request_class = message_factory.GetMessageClass(self.client.method(self.method).input_type)
+        pool = self.client.catalog.pool
+
+        def convert(value: Any) -> Any:  # JSON to messages, once for data without substitutions
+            if self.client_streaming:
+                return [
+                    to_message(request_class, item, pool) for item in (value if isinstance(value, list) else [value])
+                ]
+            return to_message(request_class, value, pool)
+
+        return self.data.for_user(convert)
 
     @task
     def call(self) -> None:
+        if self.values is None:
+            self.values = self._values()
         value = next(self.values)
-        if self.client_streaming and not isinstance(value, list):
-            value = [value]
         if self.server_streaming:
             for _ in self.client.stream(self.method, value):
                 pass

@@ -18,6 +18,7 @@ from typing import Any
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.descriptor_pool import DescriptorPool
+from google.protobuf.message import Message as ProtoMessage
 
 from locust_ext.grpc.descriptors import MethodCatalog
 from locust_ext.grpc.errors import GrpcCallError, GrpcConfigError
@@ -25,7 +26,8 @@ from locust_ext.grpc.recording import RecordedStream, RecordingChannel
 
 __all__ = ["DynamicClient", "Message", "to_message"]
 
-Message = Mapping[str, Any] | str
+#: A request: a dict, JSON text, or a message of the method's input type (sent as it is).
+Message = Mapping[str, Any] | str | ProtoMessage
 
 
 class DynamicClient:
@@ -74,7 +76,7 @@ class DynamicClient:
         return self._resolve(method)[0]
 
     def call(self, method: str, message: Message | Iterable[Message] = (), **call_options: Any) -> Any:
-        """Call ``method`` with a dict or JSON message (an iterable of them for client/bidi streams).
+        """Call ``method`` with a dict, JSON or protobuf message (an iterable of them for client/bidi streams).
 
         Returns the response message, or a :class:`RecordedStream` of them for server/bidi streams.
         ``call_options`` are the usual ``timeout=``, ``metadata=``, ``wait_for_ready=``, ``compression=``.
@@ -83,12 +85,12 @@ class DynamicClient:
         descriptor, multicallable, request_class = self._resolve(method)
         pool = self.catalog.pool
         if descriptor.client_streaming:
-            if isinstance(message, (str, Mapping)):
+            if isinstance(message, (str, Mapping, ProtoMessage)):
                 raise GrpcConfigError(f"method {method!r} is client-streaming: pass an iterable of messages")
             requests: Any = (to_message(request_class, item, pool) for item in message)
             return multicallable(requests, **call_options)
-        if not isinstance(message, (str, Mapping)):
-            raise GrpcConfigError(f"method {method!r} takes one message: pass a dict or a JSON string")
+        if not isinstance(message, (str, Mapping, ProtoMessage)):
+            raise GrpcConfigError(f"method {method!r} takes one message: pass a dict, a JSON string or a message")
         return multicallable(to_message(request_class, message, pool), **call_options)
 
     def stream(self, method: str, message: Message | Iterable[Message] = (), **call_options: Any) -> RecordedStream:
@@ -98,7 +100,14 @@ class DynamicClient:
 
 
 def to_message(message_class: type[Any], message: Message, pool: DescriptorPool | None = None) -> Any:
-    """A ``message_class`` from a dict or JSON text; field names are checked against its descriptor."""
+    """A ``message_class`` from a dict or JSON text (field names checked against its descriptor); one already of
+    that type as it is."""
+    if isinstance(message, message_class):
+        return message
+    if isinstance(message, ProtoMessage):
+        raise GrpcConfigError(
+            f"{message_class.DESCRIPTOR.full_name}: got a {message.DESCRIPTOR.full_name} message instead"
+        )
     if isinstance(message, str):
         try:
             return json_format.Parse(message, message_class(), descriptor_pool=pool)
