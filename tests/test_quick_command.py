@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -301,3 +305,58 @@ def test_request_data_substitutions_and_cycling(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"d.jsonl:1: bad JSON"):
         (tmp_path / "d.jsonl").write_text("{\n{}\n")
         RequestData.from_file(str(lines)).check(lambda value: None)
+
+
+def _post(url: str, **form: str) -> dict[str, object]:
+    data = urllib.parse.urlencode(form).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as response:
+        reply: dict[str, object] = json.loads(response.read() or b"{}")
+    return reply
+
+
+def test_grpc_command_runs_from_the_web_ui(dark_backend: Backend) -> None:
+    """Without --headless the command serves Locust's web UI; its start form runs the built user class."""
+    grpc_counters(dark_backend, reset=True)
+    port = free_port()
+    web = f"http://127.0.0.1:{port}"
+    args = [
+        "--call",
+        "loadtest.v1.Hello/SayHello",
+        "-d",
+        '{"name": "ui"}',
+        "--proto",
+        "protos/loadtest/v1/loadtest.proto",
+    ]
+    process = subprocess.Popen(
+        command("grpc", dark_backend.address, *args, "--web-host", "127.0.0.1", "--web-port", str(port)),
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(web, timeout=2) as page:
+                    assert b"GrpcCommandUser" in page.read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.2)
+        started = _post(f"{web}/swarm", user_count="2", spawn_rate="2", host=dark_backend.address)
+        assert started["success"] is True, started
+        deadline = time.monotonic() + 20
+        while server_calls(dark_backend) < 20 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _post(f"{web}/stop")
+        with urllib.request.urlopen(f"{web}/stats/requests", timeout=10) as response:
+            stats = json.loads(response.read())
+        row = next(entry for entry in stats["stats"] if entry["name"] == HELLO)
+        assert row["num_requests"] >= 20 and row["num_failures"] == 0
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
