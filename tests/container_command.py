@@ -8,8 +8,8 @@ command is checked in a forked child with exactly that environment (the imports 
 command is parsed by Locust's own parser with the suite's flags registered (importing locust_ext adds them
 through ``init_command_line_parser``), so Locust's env vars (``LOCUST_HOST``, ``LOCUST_STATSD_HOST``, ...) and
 ``--config`` files count as they would in the container; then every file it names must exist, the thresholds
-file must load, and on a master or a standalone run every user class must accept the host it would run
-against. Prints a JSON list with each command's exit code, stdout (one JSON line describing what was found)
+file must load, every user class's settings must pass locust_ext.host_check's start-up check, and on a master
+or a standalone run every user class must accept the host it would run against. Prints a JSON list with each command's exit code, stdout (one JSON line describing what was found)
 and stderr (``error: ...``; exit 2, as argparse's own errors).
 """
 
@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,32 +29,15 @@ from locust.argument_parser import get_parser
 from locust.util.load_locustfile import load_locustfile
 
 import locust_ext  # registers the suite's flags
-from locust_ext.grpc import GrpcUser
-from locust_ext.grpc.target import parse_target
+from locust_ext.host_check import host_problem, settings_problem
 from locust_ext.thresholds import load_thresholds
-from locust_ext.websocket import WebSocketUser
-from locust_ext.websocket.options import check_url
 
-__all__ = ["check_all", "host_problem"]
+__all__ = ["check_all"]
 
 
 def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
-
-
-def host_problem(user_classes: Iterable[type[User]], host: str | None) -> str | None:
-    """The first user class that cannot run against ``host`` (or its own ``host`` when None), and why."""
-    for user_class in user_classes:
-        target = host or user_class.host
-        try:
-            if issubclass(user_class, GrpcUser):
-                parse_target(target, owner=user_class.__name__)  # names the class itself
-            elif issubclass(user_class, WebSocketUser):
-                check_url(target)
-        except ValueError as exc:
-            return str(exc) if issubclass(user_class, GrpcUser) else f"{user_class.__name__}: {exc}"
-    return None
 
 
 def check_locust(args: list[str]) -> dict[str, Any]:
@@ -75,10 +57,11 @@ def check_locust(args: list[str]) -> dict[str, Any]:
     if not chosen:
         fail(f"no user class in {options.locustfile}")
     hosts = {cls.__name__: options.host or cls.host for cls in chosen}
-    if not options.worker:  # a worker runs against the host in the master's spawn message
-        problem = host_problem(chosen, options.host)
-        if problem:
-            fail(problem)
+    # Locust's own start-up checks (locust_ext.host_check): settings everywhere, the host on a master or a
+    # standalone run (a worker checks the host the master's spawn message brings).
+    problem = settings_problem(chosen) or (None if options.worker else host_problem(chosen, options.host))
+    if problem:
+        fail(problem)
     role = "master" if options.master else "worker" if options.worker else "standalone"
     return {
         "role": role,
