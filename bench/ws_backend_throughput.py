@@ -199,7 +199,7 @@ def running_ws_backend() -> Any:
     Importing ``locust_ext`` loads Locust, which patches sockets and threads with gevent; the driver and
     client processes import this module too, and must run on plain blocking sockets and real threads.
     """
-    from locust_ext.testing import running_backend
+    from backends.kit import running_backend
 
     return running_backend("websocket")
 

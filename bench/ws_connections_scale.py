@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from locust_ext.testing import running_backend
+from backends.kit import running_backend
 
 SERVER_CPU = 1
 CLIENT_CPU = 0

@@ -1,15 +1,19 @@
-"""Test kit: reference backends and Locust processes on loopback, always stopped; what they counted.
+"""Test kit: servers and Locust processes on loopback, always stopped; what Locust reported.
 
-with running_backend("grpc") as backend:
-    grpc_counters(backend, reset=True)
-    done = run_locust(locust_command("locustfile.py", "--headless", "-t", "5s", "-H", backend.address))
-    assert grpc_counters(backend).methods["/loadtest.v1.Hello/SayHello"].received > 0
+It knows no particular server: it starts any command that prints the ready line (``READY <scheme>
+<host>:<port>``, see :func:`parse_ready_line`) once it listens, and stops it at the end of the block. The
+reference backends' own helpers (``backends.kit``) are built on it; the library never imports them.
+
+with running_server(["python", "-m", "myserver", "--port", "0"]) as server:
+    done = run_locust(locust_command("locustfile.py", "--headless", "-t", "5s", "-H", server.address))
+    assert done.returncode == 0
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,41 +25,62 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import grpc
-
-from backends.common import parse_ready_line, stop_process
-from loadtest.v1 import loadtest_pb2 as pb
-from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
-
 __all__ = [
+    "READY_PREFIX",
     "Backend",
     "BackendStartError",
     "free_port",
-    "grpc_counters",
     "json_stats",
     "locust_command",
+    "parse_ready_line",
     "request_counts",
     "run_distributed",
     "run_locust",
-    "running_backend",
     "running_locust",
-    "start_backend",
+    "running_server",
+    "start_server",
+    "stop_process",
 ]
 
-BackendKind = Literal["grpc", "websocket"]
-_MODULES: dict[str, str] = {"grpc": "backends.grpc_server", "websocket": "backends.websocket_server"}
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The first word of the one stdout line a server prints once it accepts connections
+#: (``READY grpc 127.0.0.1:50051``, ``READY ws [::1]:8080``).
+READY_PREFIX = "READY"
 
 
 class BackendStartError(RuntimeError):
-    """The backend exited or stayed silent instead of announcing that it listens."""
+    """The server exited or stayed silent instead of announcing that it listens."""
+
+
+def parse_ready_line(line: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) from a server's ready line (IPv6 hosts in brackets); None for any other line."""
+    parts = line.split()
+    if len(parts) != 3 or parts[0] != READY_PREFIX:
+        return None
+    host, _, port = parts[2].rpartition(":")
+    try:
+        return parts[1], host.strip("[]"), int(port)
+    except ValueError:
+        return None
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> int:
+    """Stop a child process (a server, a Locust run): SIGTERM, then SIGKILL after ``timeout``; its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 @dataclass
 class Backend:
-    """A running backend: where it listens and its process."""
+    """A running server the kit started: what its ready line said and its process. ``kind`` is the caller's
+    label for it (the reference backends use ``grpc`` and ``websocket``)."""
 
-    kind: BackendKind
+    kind: str
     scheme: str
     host: str
     port: int
@@ -69,7 +94,7 @@ class Backend:
 
     @property
     def url(self) -> str:
-        """``scheme://host:port`` (``ws://...`` for the WebSocket backend)."""
+        """``scheme://host:port`` (``ws://...`` for a WebSocket server)."""
         return f"{self.scheme}://{self.address}"
 
     def stop(self, timeout: float = 10.0) -> int:
@@ -90,14 +115,19 @@ def _read_ready_line(process: subprocess.Popen[str], timeout: float) -> str:
     return lines[0].strip() if lines else ""
 
 
-def start_backend(
-    kind: BackendKind, args: Sequence[str] = (), *, host: str = "127.0.0.1", timeout: float = 20.0
+def start_server(
+    command: Sequence[str],
+    *,
+    kind: str = "server",
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 20.0,
 ) -> Backend:
-    """Start a backend on a free port and wait until it accepts connections; the caller must stop it."""
-    command = [sys.executable, "-m", _MODULES[kind], "--host", host, "--port", "0", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    """Start ``command`` (a server told to listen on port 0 or a free port) and wait for its ready line;
+    ``env`` is added to this process's environment. The caller must stop it; see :func:`running_server`."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(
-        command, cwd=_REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        list(command), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env
     )
     line = _read_ready_line(process, timeout)
     ready = parse_ready_line(line)
@@ -120,23 +150,20 @@ def _drain(stream: object) -> None:
 
 
 @contextmanager
-def running_backend(
-    kind: BackendKind, args: Sequence[str] = (), *, host: str = "127.0.0.1", timeout: float = 20.0
+def running_server(
+    command: Sequence[str],
+    *,
+    kind: str = "server",
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 20.0,
 ) -> Iterator[Backend]:
-    """Context manager around :func:`start_backend` that always stops the backend."""
-    backend = start_backend(kind, args, host=host, timeout=timeout)
+    """Context manager around :func:`start_server` that always stops the server."""
+    backend = start_server(command, kind=kind, cwd=cwd, env=env, timeout=timeout)
     try:
         yield backend
     finally:
         backend.stop()
-
-
-def grpc_counters(backend: Backend, *, reset: bool = False) -> pb.Counters:
-    """The gRPC backend's per-method counters from its Admin service; ``reset`` zeroes them (and returns them
-    as they were), so a test counts only its own calls."""
-    with grpc.insecure_channel(backend.address) as channel:
-        admin = pb_grpc.AdminStub(channel)
-        return admin.ResetCounters(pb.ResetCountersRequest()) if reset else admin.GetCounters(pb.GetCountersRequest())
 
 
 def free_port(kind: Literal["tcp", "udp"] = "tcp") -> int:
@@ -156,14 +183,16 @@ def run_locust(
     command: Sequence[str],
     *,
     env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
     timeout: float = 60.0,
     preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a locust process to completion with ``env`` added to this process's environment; output captured.
-    Raises :class:`subprocess.TimeoutExpired` (after killing it) when it outlives ``timeout`` seconds."""
+    """Run a locust process to completion in ``cwd`` (default: this process's working directory) with ``env``
+    added to this process's environment; output captured. Raises :class:`subprocess.TimeoutExpired` (after
+    killing it) when it outlives ``timeout`` seconds."""
     return subprocess.run(
         list(command),
-        cwd=_REPO_ROOT,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
@@ -173,12 +202,14 @@ def run_locust(
 
 
 @contextmanager
-def running_locust(command: Sequence[str], *, env: Mapping[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+def running_locust(
+    command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | Path | None = None
+) -> Iterator[subprocess.Popen[str]]:
     """A locust process in the background, output piped (read it with ``communicate``); killed at the end of the
     block if it is still running."""
     process = subprocess.Popen(
         list(command),
-        cwd=_REPO_ROOT,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -199,6 +230,7 @@ def run_distributed(
     worker_args: Sequence[str] = (),
     workers: int = 2,
     env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
     timeout: float = 60.0,
 ) -> subprocess.CompletedProcess[str]:
     """A master plus ``workers`` worker processes on loopback; returns the master's result once it exits.
@@ -214,7 +246,7 @@ def run_distributed(
     processes = [
         subprocess.Popen(
             [*worker_command, *worker_args],
-            cwd=_REPO_ROOT,
+            cwd=cwd,
             env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -223,7 +255,7 @@ def run_distributed(
     ]
     try:
         command = locust_command(locustfile, *master_args, *master_flags, "--expect-workers", str(workers))
-        return run_locust(command, env=env, timeout=timeout)
+        return run_locust(command, env=env, cwd=cwd, timeout=timeout)
     finally:
         for process in processes:
             try:

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from locust_ext.testing import running_backend  # noqa: E402
+from backends.kit import running_backend  # noqa: E402
 
 LOCUSTFILE = REPO_ROOT / "tests" / "locustfiles_for_tests" / "shapes_grpc.py"
 #: Each user calls at most twice a second, so seven runs side by side stay light for a small machine.

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 from locust.env import Environment
 
-from locust_ext.testing import Backend, running_backend
+from backends.kit import running_backend
+from locust_ext.testing import Backend
 from locust_ext.websocket import WebSocketSession
 from tests.ws_sessions import EchoUser, Recorder, open_session
 

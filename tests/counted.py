@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from locust_ext.testing import Backend, grpc_counters
+from backends.kit import grpc_counters
+from locust_ext.testing import Backend
 from tests.ws_sessions import server_stats
 
 #: The WebSocket user's row for connections, compared with the connections the backend opened.

@@ -26,8 +26,7 @@ from typing import Any
 
 import pytest
 
-from backends.common import stop_process
-from locust_ext.testing import free_port
+from locust_ext.testing import free_port, stop_process
 from tests.support import REPO_ROOT
 
 __all__ = ["Carbon", "render", "require_graphite", "running_carbon", "running_graphite_web"]

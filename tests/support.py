@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from locust_ext.testing import Backend, grpc_counters
+from backends.kit import grpc_counters
+from locust_ext.testing import Backend
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FOR_TESTS = REPO_ROOT / "tests" / "locustfiles_for_tests"

@@ -20,9 +20,10 @@ from locust.env import Environment
 from locust.stats import RequestStats
 
 import locust_ext
+from backends.kit import grpc_counters
 from locust_ext.derived import derived_request_types, install, is_derived, register_derived
 from locust_ext.grpc import DERIVED_REQUEST_TYPES as GRPC_DERIVED
-from locust_ext.testing import Backend, grpc_counters, locust_command, run_distributed, run_locust
+from locust_ext.testing import Backend, locust_command, run_distributed, run_locust
 from locust_ext.websocket.session import DERIVED_REQUEST_TYPES as WS_DERIVED
 from locust_ext.websocket.session import PUSH_TYPE
 from tests.locustfiles_for_tests import derived_grpc, derived_ws

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from locust_ext.testing import Backend, grpc_counters, json_stats, locust_command, run_distributed, run_locust
+from backends.kit import grpc_counters
+from locust_ext.testing import Backend, json_stats, locust_command, run_distributed, run_locust
 from tests.counted import check_counts, made, served
 from tests.support import FOR_TESTS, REPO_ROOT
 

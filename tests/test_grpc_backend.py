@@ -14,9 +14,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from backends.kit import running_backend
 from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
-from locust_ext.testing import Backend, running_backend
+from locust_ext.testing import Backend
 
 HELLO = "/loadtest.v1.Hello/SayHello"
 

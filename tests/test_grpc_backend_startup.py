@@ -9,9 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from backends.kit import running_backend
 from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
-from locust_ext.testing import Backend, running_backend
+from locust_ext.testing import Backend
 from tests.tls_certs import make_pki
 
 ROOT = Path(__file__).resolve().parent.parent

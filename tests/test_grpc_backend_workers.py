@@ -9,9 +9,10 @@ from pathlib import Path
 
 import grpc
 
+from backends.kit import running_backend
 from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
-from locust_ext.testing import Backend, running_backend
+from locust_ext.testing import Backend
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = "/loadtest.v1.Hello/SayHello"

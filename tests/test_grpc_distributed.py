@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from locust_ext.testing import Backend, grpc_counters, json_stats, locust_command, run_locust
+from backends.kit import grpc_counters
+from locust_ext.testing import Backend, json_stats, locust_command, run_locust
 
 HELLO = "/loadtest.v1.Hello/SayHello"
 

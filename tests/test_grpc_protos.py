@@ -12,10 +12,11 @@ import grpc
 import pytest
 from locust.env import Environment
 
+from backends.kit import grpc_counters, running_backend
 from locust_ext import GrpcCallError, GrpcUser
 from locust_ext.grpc.descriptors import proto_catalog
 from locust_ext.grpc.errors import GrpcConfigError
-from locust_ext.testing import Backend, grpc_counters, locust_command, run_locust, running_backend
+from locust_ext.testing import Backend, locust_command, run_locust
 from tests.support import REPO_ROOT, server_calls
 
 PROTOS = REPO_ROOT / "protos"

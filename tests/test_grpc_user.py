@@ -23,7 +23,8 @@ from locust_ext.grpc.recording import FIRST_MESSAGE, MESSAGE_LATENCY, MESSAGE_RO
 
 from loadtest.v1 import loadtest_pb2 as pb  # isort: skip
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc  # isort: skip
-from locust_ext.testing import Backend, grpc_counters, locust_command, run_locust, running_backend
+from backends.kit import grpc_counters, running_backend
+from locust_ext.testing import Backend, locust_command, run_locust
 from tests.tls_certs import make_pki
 
 HELLO = "/loadtest.v1.Hello/SayHello"

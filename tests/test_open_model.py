@@ -21,6 +21,7 @@ from locust.argument_parser import parse_options
 from locust.env import Environment
 from locust.stats import calculate_response_time_percentile
 
+from backends.kit import running_backend
 from locust_ext import iterations
 from locust_ext.iterations import arrival_offsets, begin_iteration, correct_request_events, end_iteration
 from locust_ext.iterations.plan import IterationPlan
@@ -32,7 +33,6 @@ from locust_ext.testing import (
     request_counts,
     run_distributed,
     run_locust,
-    running_backend,
     running_locust,
 )
 from tests.support import FOR_TESTS, server_calls

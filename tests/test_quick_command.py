@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from backends.kit import grpc_counters, running_backend
 from locust_ext.command.data import DataError, RequestData
-from locust_ext.testing import Backend, free_port, grpc_counters, request_counts, running_backend
+from locust_ext.testing import Backend, free_port, request_counts
 from tests.reflection_server import V1, reflection_server
 from tests.support import REPO_ROOT, server_calls
 from tests.ws_sessions import server_stats

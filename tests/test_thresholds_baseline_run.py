@@ -9,7 +9,8 @@ import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from locust_ext.testing import locust_command, run_locust, running_backend
+from backends.kit import running_backend
+from locust_ext.testing import locust_command, run_locust
 from tests.support import FOR_TESTS
 
 LOCUSTFILE = FOR_TESTS / "thresholds_grpc.py"

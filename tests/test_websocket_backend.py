@@ -26,7 +26,8 @@ from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 from websockets.sync.client import connect as sync_connect
 
 from backends.compute import hash_rounds
-from locust_ext.testing import Backend, running_backend
+from backends.kit import running_backend
+from locust_ext.testing import Backend
 from tests.support import REPO_ROOT
 
 SERVER = [sys.executable, "-m", "backends.websocket_server"]

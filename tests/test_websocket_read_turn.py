@@ -26,8 +26,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 from websockets.utils import apply_mask
 
+from backends.kit import running_backend
 from locust_ext import WebSocketUser
-from locust_ext.testing import Backend, running_backend
+from locust_ext.testing import Backend
 from locust_ext.websocket import WebSocketFailure, WebSocketSession
 from locust_ext.websocket.frames import OP_TEXT
 from locust_ext.websocket.gauges import counts_for

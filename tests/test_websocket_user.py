@@ -14,9 +14,10 @@ import pytest
 from locust import constant, task
 from locust.env import Environment
 
+from backends.kit import running_backend
 from locust_ext import WebSocketUser
 from locust_ext.statsd.naming import error_class
-from locust_ext.testing import Backend, free_port, running_backend
+from locust_ext.testing import Backend, free_port
 from locust_ext.websocket import WebSocketConfigError, WebSocketFailure, WebSocketSession
 from locust_ext.websocket.gauges import counts_for
 from locust_ext.websocket.preflight import FdBudget, preflight_messages

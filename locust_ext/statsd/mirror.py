@@ -23,7 +23,6 @@ import gevent
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from backends.common import port_number
 from locust_ext.derived import is_derived
 from locust_ext.statsd.gauges import published_gauges
 from locust_ext.statsd.grades import grade_gauges
@@ -178,9 +177,13 @@ class StatsdMirror:
 
 
 def _udp_port(text: str) -> int:
-    value = port_number(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("0 is not a port one can send to (1-65535)")
+    """argparse type: a UDP port one can send to."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port one can send to (1-65535)")
     return value
 
 
