@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -361,3 +362,34 @@ def test_grpc_command_runs_from_the_web_ui(dark_backend: Backend) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def readme_commands() -> list[str]:
+    """The command lines of the README's zero-code code block, continuation lines joined, comments dropped."""
+    text = (REPO_ROOT / "README.md").read_text()
+    block = text.split("## Zero-code runs", 1)[1].split("```", 2)[1]
+    joined = block.replace("\\\n", " ")
+    return [line.split("  #", 1)[0].strip() for line in joined.splitlines() if line.startswith("python -m locust_ext")]
+
+
+def test_the_readme_commands_run_as_written(tmp_path: Path, ws_server: Backend) -> None:
+    """Each README command with only the ports, the length and the user count changed; counted at the servers."""
+    commands = readme_commands()
+    assert len(commands) == 3
+    with running_backend("grpc") as backend:
+        grpc_counters(backend, reset=True)
+        server_stats(ws_server, reset=True)
+        for line in commands:
+            line = line.replace("127.0.0.1:50051", backend.address).replace("127.0.0.1:8080", ws_server.address)
+            line = line.replace("-u 50", "-u 2").replace("-u 20", "-u 2").replace("-t 30s", "-t 2s")
+            line = line.replace("--json-file out", f"--json-file {tmp_path / 'out'}")
+            args = shlex.split(line)
+            result = run([sys.executable, *args[1:]])
+            assert result.returncode == 0, (line, result.stderr[-2000:])
+            if "--call" in args:
+                requests, failures = request_counts(tmp_path / "out")
+                server = grpc_counters(backend).methods[HELLO]
+                assert requests[HELLO] == server.completed > 0 and failures[HELLO] == 0
+            elif args[3] == "grpc" and len(args) == 5:
+                assert "  SayHello(loadtest.v1.HelloRequest) returns (loadtest.v1.HelloReply)" in result.stdout
+        assert server_stats(ws_server)["requests"]["echo"] > 0
