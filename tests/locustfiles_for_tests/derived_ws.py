@@ -16,7 +16,6 @@ import gevent
 from locust import constant, task
 
 from locust_ext import WebSocketUser
-from locust_ext.websocket.session import KEEPALIVE, KEEPALIVE_TYPE
 
 OPERATIONS_PER_ITERATION = 4
 STREAM_MESSAGES = 3
@@ -32,7 +31,7 @@ class OperationsAndDerived(WebSocketUser):
     def on_start(self) -> None:
         super().on_start()
         self.ids = itertools.count(1)
-        keepalives = self.environment.stats.get(KEEPALIVE, KEEPALIVE_TYPE)
+        keepalives = self.environment.stats.get("keepalive", "websocket-keepalive")
         deadline = time.monotonic() + KEEPALIVE_WAIT_S
         while keepalives.num_requests == 0 and time.monotonic() < deadline:
             gevent.sleep(0.01)
