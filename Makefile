@@ -57,16 +57,15 @@ system-deps:
 	         "The tests that need them skip."; \
 	fi
 
-test: system-deps $(STAMP) $(NODE_STAMP)
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+test: system-deps lint $(NODE_STAMP)
 	$(PY) -m pytest
 
+# Style, types, and the import contracts in pyproject.toml (who may import whom: docs/architecture.md).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Every bench script (helpers and bench locustfiles excluded); each prints ratios measured in one run.
 bench: $(STAMP)

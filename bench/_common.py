@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+# backends/ and loadtest/ are not installed (the distribution ships only locust_ext): run them from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from backends.common import parse_ready_line, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,11 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+# backends/ is not installed (the distribution ships only locust_ext): run it from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backends.kit import running_backend
 

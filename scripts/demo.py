@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# backends/ is not installed (the distribution ships only locust_ext): run it from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from backends import control
 
 ROOT = Path(__file__).resolve().parent.parent

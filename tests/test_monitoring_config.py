@@ -31,7 +31,7 @@ import yaml
 from tests.monitoring_support import DASHBOARDS, MONITORING, load_dashboard, panels, targets
 from tests.support import REPO_ROOT
 
-IMAGE = "locust-ext:latest"
+IMAGE = "locust-grpc-websocket:latest"
 CHECKER = REPO_ROOT / "tests" / "container_command.py"
 COMPOSE = yaml.safe_load((MONITORING / "docker-compose.yml").read_text())
 K8S = [doc for path in sorted((MONITORING / "k8s").glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())]

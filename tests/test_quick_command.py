@@ -166,14 +166,14 @@ def test_grpc_without_call_lists_services_and_methods(dark_backend: Backend) -> 
 
 
 def test_the_console_script_is_the_same_command(dark_backend: Backend) -> None:
-    script = Path(sys.executable).with_name("locust-grpcws")
+    script = Path(sys.executable).with_name("locust-grpc-websocket")
     result = run([str(script), "grpc", dark_backend.address, "--protoset", "nothere.pb"])
     assert (result.returncode, result.stderr.strip()) == (
         2,
         "error: --protoset: nothere.pb: cannot read: No such file or directory",
     )
     usage = run([str(script), "grpc", "--help"])
-    assert usage.returncode == 0 and usage.stdout.startswith("usage: locust-grpcws grpc")
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: locust-grpc-websocket grpc")
 
 
 GOOD = ["--call", "loadtest.v1.Hello/SayHello", "--proto", "protos/loadtest/v1/loadtest.proto"]

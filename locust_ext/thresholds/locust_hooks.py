@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -250,7 +250,7 @@ class ThresholdGate:
     def _on_test_start(self, **_kwargs: Any) -> None:
         self.aborted = None
         self.grade()
-        self._started_at = datetime.now(timezone.utc)
+        self._started_at = datetime.now(UTC)
         self._started_monotonic = time.monotonic()
         if self._live is None:
             self._live = gevent.spawn(self._live_loop)
@@ -311,7 +311,7 @@ class ThresholdGate:
 
     def run_info(self) -> RunInfo:
         runner = self.environment.runner
-        finished = datetime.now(timezone.utc)
+        finished = datetime.now(UTC)
         started = self._started_at
         options = self.environment.parsed_options
         return RunInfo(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import gevent
@@ -97,7 +97,7 @@ class WorkerWatch:
             id=client_id,
             index=self.runner.worker_indexes.get(client_id),
             how=how,
-            noticed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            noticed_at=datetime.now(UTC).isoformat(timespec="seconds"),
             after_s=round(after, 1) if after is not None else None,
             users=self._users.get(client_id, 0),
         )
