@@ -7,12 +7,14 @@ flight first, so every call ends with its real outcome and Locust's counts match
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from gevent.event import Event
 from locust import User
 from locust.exception import StopUser
 from locust.user.users import LOCUST_STATE_WAITING
 
-__all__ = ["CallsInFlight", "stop_would_kill"]
+__all__ = ["CallsInFlight", "GracefulStopUser", "stop_would_kill"]
 
 
 def stop_would_kill(user: User, force: bool) -> bool:
@@ -35,6 +37,11 @@ class CallsInFlight:
             raise StopUser()
         self._count += 1
 
+    @property
+    def count(self) -> int:
+        """Calls in flight now."""
+        return self._count
+
     def ended(self) -> None:
         self._count -= 1
         if not self._count and self._refusing:
@@ -44,3 +51,26 @@ class CallsInFlight:
         """Refuse new calls and wait up to ``grace_s`` for those in flight; True if none is left."""
         self._refusing = True
         return not self._count or self._none_left.wait(grace_s)
+
+
+class GracefulStopUser(User):
+    """A user whose stop never kills it mid-call: a stop that would kill refuses new calls and first waits up
+    to ``stop_grace`` for those in flight (recorded with their real outcome). Subclasses say where their calls
+    are counted (:attr:`calls_in_flight`)."""
+
+    abstract = True
+
+    #: A stop that kills waits up to this long for calls in flight to finish (and be recorded with their real
+    #: outcome) before the user is killed; new calls are refused meanwhile.
+    stop_grace: ClassVar[float] = 5.0
+
+    @property
+    def calls_in_flight(self) -> CallsInFlight:
+        """The counter of this user's calls in flight."""
+        raise NotImplementedError
+
+    def stop(self, force: bool = False) -> bool:
+        """Stop like any Locust user, but never kill one in the middle of a call (see ``stop_grace``)."""
+        if stop_would_kill(self, force):
+            self.calls_in_flight.refuse_and_wait(self.stop_grace)
+        return bool(super().stop(force))

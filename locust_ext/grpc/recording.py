@@ -13,7 +13,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import grpc
@@ -21,7 +21,7 @@ from locust.event import EventHook
 
 from locust_ext.derived import register_derived
 from locust_ext.grpc.errors import GrpcCallError
-from locust_ext.stopping import CallsInFlight
+from locust_ext.recording import USER_DEFAULT, Operation, Recorder
 
 __all__ = [
     "DERIVED_REQUEST_TYPES",
@@ -49,8 +49,6 @@ register_derived(*DERIVED_REQUEST_TYPES)
 Metadata = Sequence[tuple[str, str | bytes]]
 SendTime = Callable[[Any], float | None]
 
-_DEFAULT: Any = object()  # "use the user's default timeout"; None means no deadline
-
 
 def sent_at_unix_nanos(message: Any) -> float | None:
     """Send time (Unix seconds) from a ``sent_at_unix_nanos`` field, as the reference backend's messages carry."""
@@ -63,8 +61,13 @@ def _size(message: Any) -> int:
     return byte_size() if byte_size is not None else 0
 
 
-class CallRecorder:
-    """One user's recording state: where events go, default deadline and metadata, the call-name override."""
+def _cancelled_by_stop(what: str) -> GrpcCallError:
+    return GrpcCallError(grpc.StatusCode.CANCELLED, f"{what} cut short: the user stopped mid-call")
+
+
+class CallRecorder(Recorder):
+    """One user's :class:`~locust_ext.recording.Recorder` for gRPC: default deadline and metadata, the
+    call-name override, the UNAVAILABLE backoff and the streams still open."""
 
     def __init__(
         self,
@@ -77,42 +80,18 @@ class CallRecorder:
         bidi_round_trips: bool = True,
         unavailable_backoff: tuple[float, float] | None = (0.05, 1.0),
     ) -> None:
-        self.request_event = request_event
-        self.context = context
+        super().__init__(
+            request_event, REQUEST_TYPE, failure_type=GrpcCallError, cancelled=_cancelled_by_stop, context=context
+        )
         self.timeout = timeout
         self.metadata = tuple(metadata)
         self.send_time = send_time
         self.bidi_round_trips = bidi_round_trips
         self.unavailable_backoff = unavailable_backoff
         self._backoff_s = 0.0
-        #: Calls awaiting their outcome; ``GrpcUser.stop`` waits for them before Locust may kill the user.
-        self.in_flight = CallsInFlight()
         #: When set, calls are recorded under this name instead of their method path.
         self.name_override: str | None = None
         self._open_streams: weakref.WeakSet[RecordedStream] = weakref.WeakSet()
-
-    def fire(
-        self,
-        name: str,
-        started: float,
-        length: int,
-        error: BaseException | None,
-        *,
-        request_type: str = REQUEST_TYPE,
-        extra_context: dict[str, Any] | None = None,
-    ) -> None:
-        """Record one event: the single place this package talks to Locust's request event."""
-        context = self.context()
-        if extra_context:
-            context = {**context, **extra_context}
-        self.request_event.fire(
-            request_type=request_type,
-            name=name,
-            response_time=(time.perf_counter() - started) * 1000.0,
-            response_length=length,
-            exception=error,
-            context=context,
-        )
 
     def pause_if_unavailable(self, error: GrpcCallError) -> None:
         """After UNAVAILABLE, pause this user (doubling up to a cap) so a dead server is not hammered in a hot loop.
@@ -130,7 +109,7 @@ class CallRecorder:
 
     def call_options(self, timeout: Any, metadata: Metadata | None) -> tuple[float | None, Metadata | None]:
         """The deadline and metadata a call really uses: per-call values over the user's defaults."""
-        if timeout is _DEFAULT:
+        if timeout is USER_DEFAULT:
             timeout = self.timeout
         if self.metadata:
             metadata = self.metadata + tuple(metadata or ())
@@ -178,10 +157,6 @@ def _call_error(error: grpc.RpcError, requests: _WatchedRequests | None) -> Grpc
     return GrpcCallError.from_rpc_error(error)
 
 
-def _cancelled_by_stop(what: str) -> GrpcCallError:
-    return GrpcCallError(grpc.StatusCode.CANCELLED, f"{what} cut short: the user stopped mid-call")
-
-
 class RecordedStream:
     """Iterator over a streaming call's responses that records the whole call once: at its end, error or cancel.
 
@@ -193,28 +168,27 @@ class RecordedStream:
     def __init__(
         self,
         recorder: CallRecorder,
-        name: str,
-        started: float,
+        operation: Operation,
         call: Any,
         requests: _WatchedRequests | None = None,
         sent_times: deque[float] | None = None,
     ) -> None:
         self._recorder = recorder
-        self._name = name
-        self._started = started
+        self._operation = operation
+        self._name = operation.name
+        self._started = operation.started
         self._call = call
         self._requests = requests
         self._sent_times = sent_times
         self._messages = 0
         self._bytes = 0
-        self._done = False
         recorder.track(self)
 
     def __iter__(self) -> RecordedStream:
         return self
 
     def __next__(self) -> Any:
-        if self._done:
+        if self._operation.done:
             raise StopIteration
         try:
             message = next(self._call)
@@ -231,7 +205,7 @@ class RecordedStream:
             raise failure from None
         except BaseException:  # GreenletExit: the user was stopped while waiting for a message
             self._call.cancel()
-            self._finish(_cancelled_by_stop(f"stream after {self._messages} messages"))
+            self._finish(self._recorder.cancelled(f"stream after {self._messages} messages"))
             raise
         self._on_message(message)
         return message
@@ -254,20 +228,12 @@ class RecordedStream:
                 recorder.fire(self._name, time.perf_counter() - age_s, size, None, request_type=MESSAGE_LATENCY)
 
     def _finish(self, error: BaseException | None) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._recorder.in_flight.ended()
+        """Record the whole call once, with its message count and rate in the event's context."""
         elapsed = time.perf_counter() - self._started
-        self._recorder.fire(
-            self._name,
-            self._started,
-            self._bytes,
+        self._operation.finish(
             error,
-            extra_context={
-                "messages": self._messages,
-                "messages_per_second": self._messages / elapsed if elapsed > 0 else 0.0,
-            },
+            self._bytes,
+            {"messages": self._messages, "messages_per_second": self._messages / elapsed if elapsed > 0 else 0.0},
         )
 
     @property
@@ -277,7 +243,7 @@ class RecordedStream:
 
     def cancel(self, reason: str = "cancelled by the client") -> bool:
         """Cancel the call if it is still open; record it as a CANCELLED failure. True if it was open."""
-        if self._done:
+        if self._operation.done:
             return False
         self._call.cancel()
         self._finish(GrpcCallError(grpc.StatusCode.CANCELLED, f"stream {reason} after {self._messages} messages"))
@@ -290,7 +256,7 @@ class RecordedStream:
         self.cancel("left unfinished")
 
     def __del__(self) -> None:
-        if not self._done:
+        if not self._operation.done:
             self.cancel("abandoned half-read")
 
     def __getattr__(self, attribute: str) -> Any:
@@ -322,39 +288,38 @@ class _RecordedUnaryResponse(_Recorded):
     def _invoke(self, with_call: bool, request: Any, timeout: Any, metadata: Metadata | None, kwargs: Any) -> Any:
         """The call itself: the response, or ``(response, call)`` when ``with_call`` (a dearer path in grpc)."""
         recorder = self._recorder
-        name = self._name
         timeout, metadata = recorder.call_options(timeout, metadata)
         requests = _WatchedRequests(request, None) if self._streams_requests else None
-        started = time.perf_counter()
         # A plain blocking call is the cheapest path through grpc under gevent: future() starts a channel thread
         # per call when calls do not overlap, and with_call() builds a call object (measured ~7 % dearer), so it is
         # used only when asked for. Killing a greenlet inside a blocking call would strand the call, so
         # GrpcUser.stop waits for calls in flight (see locust_ext.stopping) instead of killing mid-call.
-        recorder.in_flight.starting()
-        try:
-            invoke = self._inner.with_call if with_call else self._inner
-            result = invoke(requests if requests is not None else request, timeout=timeout, metadata=metadata, **kwargs)
-        except grpc.RpcError as error:
-            failure = _call_error(error, requests)
-            recorder.fire(name, started, 0, failure)
-            if requests is not None and requests.error is not None:
-                raise requests.error from None
-            recorder.pause_if_unavailable(failure)
-            raise failure from None
-        except BaseException:  # GreenletExit: killed mid-call without GrpcUser.stop (e.g. after --stop-timeout)
-            recorder.fire(name, started, 0, _cancelled_by_stop("call"))
-            raise
-        finally:
-            recorder.in_flight.ended()
-        recorder.fire(name, started, _size(result[0] if with_call else result), None)
-        recorder.call_succeeded()
-        return result
+        # A kill mid-call without GrpcUser.stop (e.g. after --stop-timeout) is recorded as cancelled.
+        invoke = self._inner.with_call if with_call else self._inner
+        argument = requests if requests is not None else request
+        with recorder.start(self._name, "call") as call:
+            try:
+                result = invoke(argument, timeout=timeout, metadata=metadata, **kwargs)
+            except grpc.RpcError as error:
+                call.failure = _call_error(error, requests)
+            else:
+                call.length = _size(result[0] if with_call else result)
+        failure = call.failure
+        if failure is None:
+            recorder.call_succeeded()
+            return result
+        if requests is not None and requests.error is not None:
+            raise requests.error from None
+        recorder.pause_if_unavailable(cast(GrpcCallError, failure))
+        raise failure from None
 
-    def __call__(self, request: Any, timeout: Any = _DEFAULT, metadata: Metadata | None = None, **kwargs: Any) -> Any:
+    def __call__(
+        self, request: Any, timeout: Any = USER_DEFAULT, metadata: Metadata | None = None, **kwargs: Any
+    ) -> Any:
         return self._invoke(False, request, timeout, metadata, kwargs)
 
     def with_call(
-        self, request: Any, timeout: Any = _DEFAULT, metadata: Metadata | None = None, **kwargs: Any
+        self, request: Any, timeout: Any = USER_DEFAULT, metadata: Metadata | None = None, **kwargs: Any
     ) -> tuple[Any, grpc.Call]:
         return self._invoke(True, request, timeout, metadata, kwargs)
 
@@ -384,21 +349,20 @@ class _RecordedStreamResponse(_Recorded):
     ) -> RecordedStream:
         recorder = self._recorder
         timeout, metadata = recorder.call_options(timeout, metadata)
-        started = time.perf_counter()
-        recorder.in_flight.starting()
+        operation = recorder.start(self._name, "stream")
         try:
             call = self._inner(request, timeout=timeout, metadata=metadata, **kwargs)
         except BaseException:
-            recorder.in_flight.ended()
+            operation.discard()
             raise
-        return RecordedStream(recorder, self._name, started, call, requests, sent_times)
+        return RecordedStream(recorder, operation, call, requests, sent_times)
 
 
 class RecordedUnaryStream(_RecordedStreamResponse):
     __slots__ = ()
 
     def __call__(
-        self, request: Any, timeout: Any = _DEFAULT, metadata: Metadata | None = None, **kwargs: Any
+        self, request: Any, timeout: Any = USER_DEFAULT, metadata: Metadata | None = None, **kwargs: Any
     ) -> RecordedStream:
         return self._open(request, timeout, metadata, kwargs)
 
@@ -407,7 +371,7 @@ class RecordedStreamStream(_RecordedStreamResponse):
     __slots__ = ()
 
     def __call__(
-        self, request_iterator: Any, timeout: Any = _DEFAULT, metadata: Metadata | None = None, **kwargs: Any
+        self, request_iterator: Any, timeout: Any = USER_DEFAULT, metadata: Metadata | None = None, **kwargs: Any
     ) -> RecordedStream:
         sent_times: deque[float] | None = deque() if self._recorder.bidi_round_trips else None
         requests = _WatchedRequests(request_iterator, sent_times)

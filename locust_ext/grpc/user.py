@@ -24,12 +24,12 @@ from locust_ext.grpc.recording import CallRecorder, RecordingChannel, SendTime, 
 from locust_ext.grpc.reflection import reflection_catalog
 from locust_ext.grpc.target import parse_target
 from locust_ext.host_check import HostCheckedUser
-from locust_ext.stopping import stop_would_kill
+from locust_ext.stopping import CallsInFlight, GracefulStopUser
 
 __all__ = ["GrpcUser", "grpc_user_classes"]
 
 
-class GrpcUser(HostCheckedUser, User):
+class GrpcUser(HostCheckedUser, GracefulStopUser):
     """Base class for gRPC users: set ``host`` and ``stub_class``, call ``self.stub`` in tasks.
 
     ``self.channel`` is the recording channel (build more stubs on it); ``self.raw_channel`` the plain one.
@@ -47,10 +47,6 @@ class GrpcUser(HostCheckedUser, User):
     #: After an UNAVAILABLE failure the user pauses (initial, cap) seconds, doubling, so a dead server is not
     #: hammered in a hot loop; None disables it. The pause is not counted in any response time.
     unavailable_backoff: ClassVar[tuple[float, float] | None] = (0.05, 1.0)
-
-    #: A stop that kills waits up to this long for calls in flight to finish (and be recorded with their real
-    #: outcome) before the user is killed; new calls are refused meanwhile.
-    stop_grace: ClassVar[float] = 5.0
 
     # Metadata
     #: Sent with every call, before the call's own metadata (e.g. ``(("authorization", "Bearer x"),)``).
@@ -175,15 +171,10 @@ class GrpcUser(HostCheckedUser, User):
         finally:
             self._recorder.name_override = previous
 
-    def stop(self, force: bool = False) -> bool:
-        """Stop like any Locust user, but never kill one in the middle of a call (see ``stop_grace``).
-
-        Locust kills a user it finds waiting; one that has just woken up may already be inside its next call
-        when the kill lands. So before any kill, new calls are refused and calls in flight are waited for.
-        """
-        if stop_would_kill(self, force):
-            self._recorder.in_flight.refuse_and_wait(self.stop_grace)
-        return bool(super().stop(force))
+    @property
+    def calls_in_flight(self) -> CallsInFlight:
+        """Calls awaiting their outcome; a stop waits for them (``stop_grace``) before any kill."""
+        return self._recorder.in_flight
 
     def start(self, group: Group) -> Greenlet:
         greenlet = super().start(group)

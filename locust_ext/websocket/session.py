@@ -52,7 +52,7 @@ from locust.event import EventHook
 from websocket import WebSocket
 
 from locust_ext.derived import register_derived
-from locust_ext.stopping import CallsInFlight
+from locust_ext.recording import USER_DEFAULT, Recorder
 from locust_ext.websocket.errors import WebSocketFailure, close_code_text, close_detail, connect_failure
 from locust_ext.websocket.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
 from locust_ext.websocket.gauges import ConnectionCounts
@@ -108,7 +108,10 @@ _KEEPALIVE_TOKEN = b"keepalive"
 CONTROL_SEND_TIMEOUT_S = 1.0
 
 DEFAULT_RECONNECT = ReconnectPolicy()
-_DEFAULT: Any = object()  # "the user's request_timeout"; None means wait for ever
+
+
+def _cancelled(cut_short: str) -> WebSocketFailure:
+    return WebSocketFailure("cancelled", cut_short)
 
 
 @dataclass(frozen=True)
@@ -144,9 +147,11 @@ class WebSocketSession:
         budget: FdBudget = fd_budget,
     ) -> None:
         self.settings = settings
-        self._request_event = request_event
+        self._recorder = Recorder(
+            request_event, REQUEST_TYPE, failure_type=WebSocketFailure, cancelled=_cancelled, context=context
+        )
+        self._fire = self._recorder.fire
         self._counts = counts
-        self._context = context
         self._budget = budget
         self._link: Link | None = None
         self._connected_at = 0.0
@@ -171,7 +176,7 @@ class WebSocketSession:
         self._pongs: dict[bytes, Waiter] = {}
         self._handlers: list[tuple[Callable[[Message], bool], Callable[[Message], Any]]] = []
         #: Requests and pings awaiting their reply; ``WebSocketUser.stop`` waits for them before a kill.
-        self.in_flight = CallsInFlight()
+        self.in_flight = self._recorder.in_flight
 
     # Public API
 
@@ -200,7 +205,7 @@ class WebSocketSession:
         message: Message,
         name: str | None = None,
         match: Callable[[Message], bool] | None = None,
-        timeout: float | None = _DEFAULT,
+        timeout: float | None = USER_DEFAULT,
     ) -> Message:
         """Send ``message`` and return the reply that ``match`` picks, recording one event for the round trip.
 
@@ -226,85 +231,58 @@ class WebSocketSession:
                 payload, opcode = f'{text[:-1]}{"," if message else ""}"id":{key}}}'.encode(), OP_TEXT
         else:
             payload, opcode = encode(message)
-        name = name or default_name(message, "request")
-        timeout = self.settings.request_timeout if timeout is _DEFAULT else timeout
-        started = time.perf_counter()
-        deadline = None if timeout is None else started + timeout
+        timeout = self.settings.request_timeout if timeout is USER_DEFAULT else timeout
         waiter = Waiter(match)
-        self.in_flight.starting()
-        try:
-            link = self._link or self._await_connection(deadline)
-            if match is None:
-                self._by_id[key] = waiter
-            else:
-                self._matchers.append(waiter)
-            self._send_frame(link, payload, opcode, deadline)
-            outcome = self._await_outcome(waiter, deadline)
+        with self._recorder.start(name or default_name(message, "request"), "user stopped mid-request") as operation:
+            started = operation.started
+            deadline = None if timeout is None else started + timeout
+            try:
+                link = self._link or self._await_connection(deadline)
+                if match is None:
+                    self._by_id[key] = waiter
+                else:
+                    self._matchers.append(waiter)
+                self._send_frame(link, payload, opcode, deadline)
+                outcome = self._await_outcome(waiter, deadline)
+            finally:
+                self._forget(waiter, key, started)
             if outcome is None:
                 raise WebSocketFailure("timeout", f"no reply within {timeout:g} s")
             if isinstance(outcome, BaseException):
                 raise outcome  # the failure a drop set
-            reply, length = outcome
-        except WebSocketFailure as failure:
-            self._fire(name, started, 0, failure)
-            raise
-        except BaseException:  # GreenletExit: the user was stopped mid-request
-            self._fire(name, started, 0, WebSocketFailure("cancelled", "user stopped mid-request"))
-            raise
-        finally:
-            self._forget(waiter, key, started)
-            self.in_flight.ended()
-        error = self.settings.reply_error(reply)
-        if error is None:
-            self._fire(name, started, length, None)
-            return reply
-        reply_failure = WebSocketFailure("error", error)
-        self._fire(name, started, length, reply_failure)
-        raise reply_failure
+            reply, operation.length = outcome
+            error = self.settings.reply_error(reply)
+            if error is not None:
+                raise WebSocketFailure("error", error)
+        return reply
 
     def send(self, message: Message, name: str | None = None) -> None:
         """Send without waiting for anything; the event times the hand-over to the socket."""
-        name = name or default_name(message, "send")
-        started = time.perf_counter()
         timeout = self.settings.request_timeout
-        deadline = None if timeout is None else started + timeout
-        try:
-            length = self._send(self._await_connection(deadline), message, deadline)
-        except WebSocketFailure as failure:
-            self._fire(name, started, 0, failure)
-            raise
-        except BaseException:
-            self._fire(name, started, 0, WebSocketFailure("cancelled", "user stopped mid-send"))
-            raise
-        self._fire(name, started, length, None)
+        name = name or default_name(message, "send")
+        with self._recorder.start(name, "user stopped mid-send", tracked=False) as operation:
+            deadline = None if timeout is None else operation.started + timeout
+            operation.length = self._send(self._await_connection(deadline), message, deadline)
 
-    def ping(self, name: str = "ping", timeout: float | None = _DEFAULT) -> float:
+    def ping(self, name: str = "ping", timeout: float | None = USER_DEFAULT) -> float:
         """A protocol-level ping (RFC 6455 control frame); returns and records the round trip in ms."""
         token = str(next(self._ids)).encode()
-        timeout = self.settings.request_timeout if timeout is _DEFAULT else timeout
-        started = time.perf_counter()
-        deadline = None if timeout is None else started + timeout
+        timeout = self.settings.request_timeout if timeout is USER_DEFAULT else timeout
         waiter = Waiter()
-        self.in_flight.starting()
-        try:
-            link = self._await_connection(deadline)
-            self._pongs[token] = waiter
-            self._send_frame(link, token, OP_PING, deadline)
-            outcome = self._await_outcome(waiter, deadline)
+        with self._recorder.start(name, "user stopped mid-ping") as operation:
+            deadline = None if timeout is None else operation.started + timeout
+            try:
+                link = self._await_connection(deadline)
+                self._pongs[token] = waiter
+                self._send_frame(link, token, OP_PING, deadline)
+                outcome = self._await_outcome(waiter, deadline)
+            finally:
+                self._pongs.pop(token, None)
             if outcome is None:
                 raise WebSocketFailure("timeout", f"no pong within {timeout:g} s")
             if isinstance(outcome, BaseException):
                 raise outcome
-        except WebSocketFailure as failure:
-            self._fire(name, started, 0, failure)
-            raise
-        except BaseException:
-            self._fire(name, started, 0, WebSocketFailure("cancelled", "user stopped mid-ping"))
-            raise
-        finally:
-            self._pongs.pop(token, None)
-            self.in_flight.ended()
-        return self._fire(name, started, len(token), None)
+            return operation.finish(None, len(token))
 
     def on(self, predicate_or_type: str | Callable[[Message], bool], handler: Callable[[Message], Any]) -> None:
         """Call ``handler(message)`` for every push (a message no request is waiting for) that matches.
@@ -327,28 +305,6 @@ class WebSocketSession:
             self._shutdown()
         else:
             gevent.spawn(self._shutdown)
-
-    # Recording
-
-    def _fire(
-        self,
-        name: str,
-        started: float,
-        length: int,
-        failure: BaseException | None,
-        request_type: str = REQUEST_TYPE,
-    ) -> float:
-        """Record one event: the single place this module talks to Locust's request event."""
-        elapsed_ms = (time.perf_counter() - started) * 1000.0
-        self._request_event.fire(
-            request_type=request_type,
-            name=name,
-            response_time=elapsed_ms,
-            response_length=length,
-            exception=failure,
-            context=self._context(),
-        )
-        return elapsed_ms
 
     # Sending (from task greenlets)
 
@@ -479,35 +435,34 @@ class WebSocketSession:
     def _connect(self) -> bool:
         """One attempt, recorded as a ``connect`` event; True once the connection is open and watched."""
         options = self.settings.connect
-        started = time.perf_counter()
-        if not self._budget.acquire():
-            limit, reserve = self._budget.limit, self._budget.reserve
-            failure = WebSocketFailure("connect", f"open-file limit {limit} reached ({reserve} kept for Locust)")
-            self._fire("connect", started, 0, failure)
-            return False
-        sslopt = {"context": options.ssl_context} if options.ssl_context is not None else None
-        ws = WebSocket(skip_utf8_validation=True, sslopt=sslopt)
-        try:
-            ws.connect(
-                options.url,
-                timeout=options.connect_timeout,
-                header=list(options.headers),
-                origin=options.origin,
-                host=options.host_header,
-                subprotocols=list(options.subprotocols) or None,
-            )
-        except Exception as exc:
-            self._budget.release()
-            self._fire("connect", started, 0, connect_failure(exc))
-            return False
-        except BaseException:  # GreenletExit: closed while connecting
-            self._budget.release()
-            ws.shutdown()
-            self._fire("connect", started, 0, WebSocketFailure("cancelled", "closed while connecting"))
-            raise
+        with self._recorder.start("connect", "closed while connecting", tracked=False) as operation:
+            if not self._budget.acquire():
+                limit, reserve = self._budget.limit, self._budget.reserve
+                operation.failure = WebSocketFailure(
+                    "connect", f"open-file limit {limit} reached ({reserve} kept for Locust)"
+                )
+                return False
+            sslopt = {"context": options.ssl_context} if options.ssl_context is not None else None
+            ws = WebSocket(skip_utf8_validation=True, sslopt=sslopt)
+            try:
+                ws.connect(
+                    options.url,
+                    timeout=options.connect_timeout,
+                    header=list(options.headers),
+                    origin=options.origin,
+                    host=options.host_header,
+                    subprotocols=list(options.subprotocols) or None,
+                )
+            except Exception as exc:
+                self._budget.release()
+                operation.failure = connect_failure(exc)
+                return False
+            except BaseException:  # GreenletExit: closed while connecting
+                self._budget.release()
+                ws.shutdown()
+                raise
         assert ws.sock is not None
         ws.sock.settimeout(None)  # reads happen when the socket is readable; sends are bounded per request
-        self._fire("connect", started, 0, None)
         link = Link(ws.sock, ws.getsubprotocol())
         self._link = link
         self._reading = None

@@ -12,7 +12,7 @@ from locust import User
 from locust.env import Environment
 
 from locust_ext.host_check import HostCheckedUser
-from locust_ext.stopping import stop_would_kill
+from locust_ext.stopping import CallsInFlight, GracefulStopUser
 from locust_ext.websocket.errors import WebSocketConfigError
 from locust_ext.websocket.gauges import counts_for
 from locust_ext.websocket.options import ConnectOptions, check_settings
@@ -25,7 +25,7 @@ __all__ = ["WebSocketUser", "session_settings"]
 log = logging.getLogger("locust_ext.websocket")
 
 
-class WebSocketUser(HostCheckedUser, User):
+class WebSocketUser(HostCheckedUser, GracefulStopUser):
     """A user with one WebSocket connection, ``self.ws`` (a :class:`WebSocketSession`).
 
     The connection opens when the user starts; ``on_start`` waits until it is up (connect failures are
@@ -69,10 +69,6 @@ class WebSocketUser(HostCheckedUser, User):
     #: Backoff after a drop or failed connect; None: stay disconnected (requests then fail at once).
     reconnect: ClassVar[ReconnectPolicy | None] = DEFAULT_RECONNECT
 
-    #: A stop that kills waits up to this long for requests awaiting replies (recorded with their real outcome);
-    #: new requests are refused meanwhile.
-    stop_grace: ClassVar[float] = 5.0
-
     #: The session class, replaceable for protocols that need more than request/send/on/ping.
     session_class: ClassVar[type[WebSocketSession]] = WebSocketSession
 
@@ -108,11 +104,10 @@ class WebSocketUser(HostCheckedUser, User):
         except WebSocketConfigError as exc:
             raise WebSocketConfigError(f"{cls.__name__}: {exc}") from None
 
-    def stop(self, force: bool = False) -> bool:
-        """Stop like any Locust user, but never kill one in the middle of a request (see ``stop_grace``)."""
-        if stop_would_kill(self, force):
-            self.ws.in_flight.refuse_and_wait(self.stop_grace)
-        return bool(super().stop(force))
+    @property
+    def calls_in_flight(self) -> CallsInFlight:
+        """Requests and pings awaiting their reply; a stop waits for them (``stop_grace``) before any kill."""
+        return self.ws.in_flight
 
     def start(self, group: Group) -> Any:
         """Start the user's greenlet and its connection; the connection closes when the greenlet ends."""
