@@ -7,8 +7,11 @@ dropped connection's lifetime. Each keeps its own row in Locust's stats table, b
 call with 100 replies look like 102 requests. So every process that logs requests skips the total for the
 request types registered here.
 
-Locust's ``RequestStats.log_request`` / ``log_error`` update ``total`` and the row; :func:`install` wraps
-them (once, like :mod:`locust_ext.latency`'s bucket hook) so a derived type updates its row only. A worker's
+Locust's ``RequestStats.log_request`` / ``log_error`` update ``total`` and the row; the first
+:func:`register_derived` wraps them, once per process, so a derived type updates its row only. That happens
+when a module that fires derived events is imported (the gRPC and WebSocket users register theirs then), not
+at Locust's ``init``: an Environment built in code, with no ``init`` fired, must leave them out too, and
+Locust has no per-Environment hook for it. Nothing is wrapped in a process that registers none. A worker's
 ``stats_total`` then leaves derived types out, and the master builds its total from the workers' totals, so
 local, ``--processes`` and distributed runs agree. Two things a derived event still does:
 
@@ -27,7 +30,7 @@ import time
 
 from locust.stats import RequestStats, StatsEntry, StatsError
 
-__all__ = ["derived_request_types", "install", "is_derived", "register_derived"]
+__all__ = ["derived_request_types", "is_derived", "register_derived"]
 
 _derived: set[str] = set()
 
@@ -41,6 +44,7 @@ def register_derived(*request_types: str) -> None:
         if not isinstance(request_type, str) or not request_type:
             raise ValueError(f"request type {request_type!r}: expected a non-empty string")
         _derived.add(request_type)
+    install()
 
 
 def is_derived(request_type: str) -> bool:

@@ -2,18 +2,18 @@
 
 Locust files response times under 100 ms in whole-millisecond buckets, so a 0.3 ms RPC has a median of 0.
 ``fine_bucket`` keeps two significant digits down to one microsecond (0.347 → 0.35, 4.26 → 4.3) and leaves
-10 ms and above exactly as Locust does. It replaces ``locust.stats.bucket_response_time`` (Locust's documented
-hook for custom bucketing) when ``locust_ext`` is imported, in every process — workers bucket, the master
-merges the float keys they send. ``--latency-buckets locust`` restores Locust's own function.
+10 ms and above exactly as Locust does. :func:`install` replaces ``locust.stats.bucket_response_time`` (Locust's
+documented hook for custom bucketing, process-wide) at Locust's ``init`` in every process — workers bucket, the
+master merges the float keys they send; ``--latency-buckets locust`` keeps Locust's own function (wiring:
+:mod:`locust_ext.locust_hooks`). An Environment built in code, with no ``init`` fired, gets Locust's own
+bucketing unless the code calls :func:`install`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import locust.stats
 
-__all__ = ["add_arguments", "fine_bucket", "install", "on_init"]
+__all__ = ["fine_bucket", "install"]
 
 _locust_bucket = locust.stats.bucket_response_time
 
@@ -34,19 +34,3 @@ def fine_bucket(response_time: float) -> float:
 def install(fine: bool = True) -> None:
     """Make Locust bucket with :func:`fine_bucket` (``fine=True``) or with its own function."""
     locust.stats.bucket_response_time = fine_bucket if fine else _locust_bucket  # type: ignore[assignment]
-
-
-def add_arguments(parser: Any) -> None:
-    group = parser.add_argument_group("Latency resolution")
-    group.add_argument(
-        "--latency-buckets",
-        choices=["fine", "locust"],
-        default="fine",
-        env_var="LOCUST_LATENCY_BUCKETS",
-        help="fine: 2 significant digits down to 1 µs below 10 ms (default); locust: whole ms below 100 ms",
-    )
-
-
-def on_init(environment: Any, **_kwargs: Any) -> None:
-    options = environment.parsed_options
-    install(fine=getattr(options, "latency_buckets", "fine") != "locust")

@@ -1,54 +1,56 @@
-"""The one place that registers the suite's CLI flags and listeners with Locust, once per process.
+"""The one place that registers the suite with Locust: importing this module registers it, once per process.
 
-Each feature module offers ``add_arguments(parser)`` (its flags, in a named group, each with ``env_var``)
-and ``on_init(environment, **kwargs)`` (binds its listener objects to that one Environment).
-Importing ``locust_ext`` calls :func:`register`, so a locustfile needs nothing more than its imports.
+Each feature keeps its Locust wiring in a ``locust_hooks`` module that offers ``add_arguments(parser)`` (its
+flags, in a named group, each with ``env_var``) and ``on_init(environment, **kwargs)`` (binds its listener
+objects to that one Environment, and sets what the process needs from its flags). Registration adds each of
+those as a listener of Locust's ``init_command_line_parser`` and ``init`` events, in the order below.
+
+What happens at import, and why it cannot wait for ``init`` (this list is the whole of it):
+
+1. Importing this module registers those listeners (two per feature). Locust parses the command line right
+   after it imports the locustfile, so the suite's flags must be known by then; the locustfile's imports are
+   the only code that runs in between. A locustfile triggers it by importing any name from ``locust_ext``
+   (``from locust_ext import GrpcUser``), the user packages ``locust_ext.grpc`` or ``locust_ext.websocket``,
+   or this module itself (``import locust_ext.plugin``: Locust's own users with the suite's flags).
+2. Importing ``locust_ext.grpc`` switches grpc to gevent (:mod:`locust_ext.grpc.gevent_support`): grpc
+   requires it before any grpc object exists, and every gRPC module of the suite is imported through that
+   package.
+3. The first :func:`locust_ext.derived.register_derived` (made when the gRPC or WebSocket user modules are
+   imported) wraps ``RequestStats.log_request`` / ``log_error`` once per process, so derived measurements stay
+   out of Locust's total also in an Environment built in code, where no ``init`` fires.
+
+Importing Locust itself patches the standard library with gevent; that is Locust's doing, and the suite
+imports it only where it uses it. Everything else happens at ``init``, per Environment: listener objects,
+flag checks (exit 2 before load), the latency buckets, and, once a run starts, the iteration features' task
+hook and request-time correction. ``import locust_ext.thresholds`` (a report tool) and the other packages
+register nothing and leave grpc alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 
 from locust import events
 
-__all__ = ["register"]
+__all__ = ["FEATURES", "register"]
+
+#: Every feature's Locust wiring, in registration order.
+FEATURES: tuple[str, ...] = (
+    # Latency buckets (--latency-buckets) and host checks: the features that are single top-level modules.
+    "locust_ext.locust_hooks",
+    # StatsD mirror: --statsd-* flags; request timers/counters and run gauges to StatsD.
+    "locust_ext.statsd.locust_hooks",
+    # Thresholds gate: --thresholds* flags; validation before load, live grading, exit code at quitting.
+    "locust_ext.thresholds.locust_hooks",
+    # WebSocket users: --ws-fd-reserve; connection gauges, console and web UI.
+    "locust_ext.websocket.locust_hooks",
+    # Load shapes: --stages / --shape build the run's LoadTestShape (checked before load, web UI parameters).
+    "locust_ext.shapes.locust_hooks",
+    # Iterations: --iteration-limit (exact count) and the open model (--arrival-rate / --arrival-stages).
+    "locust_ext.iterations.locust_hooks",
+)
 
 _registered = False
-
-
-def _features() -> list[tuple[Callable[..., None], Callable[..., None]]]:
-    """(add_arguments, on_init) of every feature, in registration order."""
-    features: list[tuple[Callable[..., None], Callable[..., None]]] = []
-    # FEATURES: one block per feature module below; keep each feature's lines together.
-    # Latency resolution: sub-millisecond histogram buckets (--latency-buckets).
-    from locust_ext import latency
-
-    features.append((latency.add_arguments, latency.on_init))
-    # Host checks: every suite user class's settings at start-up, its host when the run's host is known.
-    from locust_ext import host_check
-
-    features.append((host_check.add_arguments, host_check.on_init))
-    # StatsD mirror: --statsd-* flags; request timers/counters and run gauges to StatsD.
-    from locust_ext import statsd
-
-    features.append((statsd.add_arguments, statsd.on_init))
-    # Thresholds gate: --thresholds* flags; validation before load, live grading, exit code at quitting.
-    from locust_ext.thresholds import locust_hooks as thresholds
-
-    features.append((thresholds.add_arguments, thresholds.on_init))
-    # WebSocket users: --ws-fd-reserve; user-class checks before load, connection gauges, console and web UI.
-    from locust_ext import websocket
-
-    features.append((websocket.add_arguments, websocket.on_init))
-    # Load shapes: --stages / --shape build the run's LoadTestShape (checked before load, web UI parameters).
-    from locust_ext import shapes
-
-    features.append((shapes.add_arguments, shapes.on_init))
-    # Iterations: --iteration-limit (exact count) and the open model (--arrival-rate / --arrival-stages).
-    from locust_ext import iterations
-
-    features.append((iterations.add_arguments, iterations.on_init))
-    return features
 
 
 def register() -> None:
@@ -57,10 +59,10 @@ def register() -> None:
     if _registered:
         return
     _registered = True
-    from locust_ext import derived, latency
+    for name in FEATURES:
+        hooks = importlib.import_module(name)
+        events.init_command_line_parser.add_listener(hooks.add_arguments)
+        events.init.add_listener(hooks.on_init)
 
-    latency.install()
-    derived.install()  # derived measurements (stream messages, pushes, keepalives) kept out of Locust's total
-    for add_arguments, on_init in _features():
-        events.init_command_line_parser.add_listener(add_arguments)
-        events.init.add_listener(on_init)
+
+register()

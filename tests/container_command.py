@@ -28,7 +28,7 @@ from locust import User
 from locust.argument_parser import get_parser
 from locust.util.load_locustfile import load_locustfile
 
-import locust_ext  # registers the suite's flags
+import locust_ext.plugin  # registers the suite's flags
 from locust_ext.host_check import host_problem, settings_problem
 from locust_ext.thresholds import load_thresholds
 

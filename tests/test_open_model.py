@@ -22,8 +22,8 @@ from locust.env import Environment
 from locust.stats import calculate_response_time_percentile
 
 from backends.kit import running_backend
-from locust_ext import iterations
 from locust_ext.iterations import arrival_offsets, begin_iteration, correct_request_events, end_iteration
+from locust_ext.iterations import locust_hooks as iteration_hooks
 from locust_ext.iterations.plan import IterationPlan
 from locust_ext.shapes import parse_stages
 from locust_ext.testing import (
@@ -105,7 +105,7 @@ def test_an_open_model_run_paces_users_without_changing_their_class() -> None:
     own_wait_time = Patient.wait_time
     environment = Environment(user_classes=[Patient], parsed_options=parse_options(args=["--arrival-rate", "20"]))
     runner = environment.create_local_runner()
-    iterations.on_init(environment)
+    iteration_hooks.on_init(environment)
     try:
         runner.start(2, spawn_rate=2)
         for _ in range(100):  # at most 10 s; 6 iterations take about 0.3 s at 20/s

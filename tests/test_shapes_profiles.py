@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from locust.argument_parser import parse_options
 
-import locust_ext  # noqa: F401  (registers the suite's flags, --stages among them)
+import locust_ext.plugin  # noqa: F401  (registers the suite's flags, --stages among them)
 from locust_ext.shapes import StagesShape, shape_from_options
 from tests.support import REPO_ROOT
 

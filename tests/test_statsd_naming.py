@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from locust_ext.statsd.grades import grade_gauges
 from locust_ext.statsd.naming import MAX_ERROR_CLASSES, error_class, gauge_lines, request_lines, sanitize_segment
 from locust_ext.statsd.sender import MAX_DATAGRAM_BYTES, DatagramBatcher
 from locust_ext.thresholds import Observation, evaluate, parse_thresholds
+from locust_ext.thresholds.gauges import grade_gauges
 from tests.statsd_support import parse_line, udp_capture
 
 

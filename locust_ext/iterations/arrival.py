@@ -28,7 +28,7 @@ from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST
 from locust_ext.iterations import intended_start
 from locust_ext.iterations.distributed import RunCoordinator, WorkerShare
 from locust_ext.iterations.plan import IterationPlan
-from locust_ext.shapes.stages import Stage
+from locust_ext.stages import Stage
 
 __all__ = ["OpenModel", "arrival_offsets"]
 

@@ -13,7 +13,7 @@ from locust_ext.iterations.arrival import OpenModel
 from locust_ext.iterations.distributed import RunCoordinator, WorkerShare
 from locust_ext.iterations.limit import IterationLimit
 from locust_ext.iterations.plan import IterationPlan
-from locust_ext.shapes.locust_hooks import show_in_web_ui
+from locust_ext.web_ui import show_in_web_ui
 
 __all__ = ["add_arguments", "on_init"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from locust_ext.cli import exit_invalid
-from locust_ext.shapes.stages import ShapeError, Stage, parse_stages
+from locust_ext.stages import Stage, StageError, parse_stages
 
 __all__ = ["IterationPlan"]
 
@@ -99,7 +99,7 @@ def _stages(text: str) -> tuple[Stage, ...] | None:
         return None
     try:
         stages = parse_stages(text, "--arrival-stages")
-    except ShapeError as exc:
+    except StageError as exc:
         exit_invalid(str(exc))
     if not any(stage.target > 0 for stage in stages):
         exit_invalid(f"--arrival-stages: {text!r} never starts an iteration (every target is 0)")

@@ -18,26 +18,45 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from locust import LoadTestShape
 
-from locust_ext.shapes.stages import ShapeError, Stage, parse_duration, parse_stages, value_at
+from locust_ext.stages import Stage, StageError, parse_duration, parse_stages, value_at
 
 __all__ = [
+    "SHAPES_BY_NAME",
     "ChurnShape",
     "ExponentialRampShape",
     "LinearRampShape",
+    "ShapeError",
     "SpikeShape",
     "StagesShape",
     "SteppedRampShape",
     "SuiteShape",
     "WaveShape",
+    "shape_from_options",
 ]
 
 #: Locust's shape worker asks for a new tick about once a second.
 TICK_SECONDS = 1.0
+
+
+class ShapeError(StageError):
+    """A load shape that cannot work (a bad stage list or duration in it too); the message names the value."""
+
+
+@contextmanager
+def _as_shape_error() -> Iterator[None]:
+    """Stage-list and duration errors of :mod:`locust_ext.stages`, raised as this package's ShapeError."""
+    try:
+        yield
+    except ShapeError:
+        raise
+    except StageError as exc:
+        raise ShapeError(str(exc)) from None
 
 
 def _count(text: str, what: str) -> int:
@@ -87,7 +106,8 @@ class SuiteShape(LoadTestShape):
                 raise ShapeError(f"{type(self).__name__}: {key} is not set")
         if self.spawn_rate is not None and not self.spawn_rate > 0:
             raise ShapeError(f"{type(self).__name__}: spawn_rate {self.spawn_rate} must be > 0")
-        self.check()
+        with _as_shape_error():
+            self.check()
 
     @classmethod
     def from_text(cls, text: str, what: str) -> SuiteShape:
@@ -101,7 +121,8 @@ class SuiteShape(LoadTestShape):
             if key == "spawn_rate":
                 overrides[key] = _fraction(value, f"{what} spawn_rate")
             elif key in cls.settings:
-                overrides[key] = _READERS[cls.settings[key]](value.strip(), f"{what} {key}")
+                with _as_shape_error():
+                    overrides[key] = _READERS[cls.settings[key]](value.strip(), f"{what} {key}")
             else:
                 known = ", ".join([*cls.settings, "spawn_rate"])
                 raise ShapeError(f"{what}: unknown key {key!r} (known: {known})")
@@ -333,3 +354,31 @@ class ChurnShape(SuiteShape):
         if t >= self.interval and since_churn < self.CHURN_DIP_SECONDS:
             return float(self.users - self.replaced)
         return float(self.users)
+
+
+#: ``--shape`` names.
+SHAPES_BY_NAME: dict[str, type[SuiteShape]] = {
+    "linear": LinearRampShape,
+    "exponential": ExponentialRampShape,
+    "stepped": SteppedRampShape,
+    "spike": SpikeShape,
+    "wave": WaveShape,
+    "churn": ChurnShape,
+}
+
+
+def shape_from_options(stages: str, shape: str) -> SuiteShape | None:
+    """The shape ``--stages``/``--shape`` describe, None when neither is given; raises ShapeError."""
+    stages, shape = (stages or "").strip(), (shape or "").strip()
+    if stages and shape:
+        raise ShapeError("--stages and --shape: give one of them, not both")
+    if stages:
+        with _as_shape_error():
+            return StagesShape(stages=parse_stages(stages, "--stages"))
+    if not shape:
+        return None
+    name, _, settings = shape.partition(":")
+    shape_class = SHAPES_BY_NAME.get(name.strip())
+    if shape_class is None:
+        raise ShapeError(f"--shape: unknown shape {name.strip()!r} (one of {', '.join(SHAPES_BY_NAME)})")
+    return shape_class.from_text(settings, f"--shape {name.strip()}")

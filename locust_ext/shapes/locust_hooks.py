@@ -14,31 +14,12 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from locust_ext.cli import exit_invalid
-from locust_ext.shapes.classes import (
-    ChurnShape,
-    ExponentialRampShape,
-    LinearRampShape,
-    SpikeShape,
-    StagesShape,
-    SteppedRampShape,
-    SuiteShape,
-    WaveShape,
-)
-from locust_ext.shapes.stages import ShapeError, parse_stages
+from locust_ext.shapes.classes import SHAPES_BY_NAME, ShapeError, SuiteShape, shape_from_options
+from locust_ext.web_ui import show_in_web_ui
 
-__all__ = ["SHAPES_BY_NAME", "CommandLineShape", "add_arguments", "on_init", "shape_from_options", "show_in_web_ui"]
+__all__ = ["CommandLineShape", "add_arguments", "on_init"]
 
 log = logging.getLogger(__name__)
-
-#: ``--shape`` names.
-SHAPES_BY_NAME: dict[str, type[SuiteShape]] = {
-    "linear": LinearRampShape,
-    "exponential": ExponentialRampShape,
-    "stepped": SteppedRampShape,
-    "spike": SpikeShape,
-    "wave": WaveShape,
-    "churn": ChurnShape,
-}
 
 
 def add_arguments(parser: Any, **_: Any) -> None:
@@ -59,29 +40,6 @@ def add_arguments(parser: Any, **_: Any) -> None:
         + "; e.g. spike:base=10,peak=100,spike_at=1m,spike_time=30s,run_time=3m",
     )
     show_in_web_ui(stages, shape)
-
-
-def show_in_web_ui(*actions: Any) -> None:
-    """List flags among the web UI's custom parameters (Locust's own ``include_in_web_ui=True``, which its
-    argument groups do not accept)."""
-    for action in actions:
-        action.include_in_web_ui = True
-
-
-def shape_from_options(stages: str, shape: str) -> SuiteShape | None:
-    """The shape ``--stages``/``--shape`` describe, None when neither is given; raises ShapeError."""
-    stages, shape = (stages or "").strip(), (shape or "").strip()
-    if stages and shape:
-        raise ShapeError("--stages and --shape: give one of them, not both")
-    if stages:
-        return StagesShape(stages=parse_stages(stages, "--stages"))
-    if not shape:
-        return None
-    name, _, settings = shape.partition(":")
-    shape_class = SHAPES_BY_NAME.get(name.strip())
-    if shape_class is None:
-        raise ShapeError(f"--shape: unknown shape {name.strip()!r} (one of {', '.join(SHAPES_BY_NAME)})")
-    return shape_class.from_text(settings, f"--shape {name.strip()}")
 
 
 class CommandLineShape(SuiteShape):

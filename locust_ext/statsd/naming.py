@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from locust_ext.run_gauges import MAX_SEGMENT_LENGTH
+from locust_ext.run_gauges import gauge_segment as sanitize_segment
+
 __all__ = [
     "MAX_ERROR_CLASSES",
     "MAX_SEGMENT_LENGTH",
@@ -27,15 +30,11 @@ __all__ = [
 
 TagStyle = Literal["none", "dogstatsd", "graphite"]
 
-#: Longest sanitised name segment or tag value; keeps every line far below one datagram.
-MAX_SEGMENT_LENGTH = 120
 #: Distinct error classes counted per request before the rest fall into :data:`OTHER_ERROR_CLASS`.
 MAX_ERROR_CLASSES = 20
 OTHER_ERROR_CLASS = "other"
 
-# Dots split Graphite paths; ':', '|', '@', '#', ',' and ';' are StatsD / tag syntax; '/' and spaces are
-# mangled by Graphite and the StatsD daemon. Only letters, digits, '_' and '-' survive in a path segment.
-_NOT_SEGMENT = re.compile(r"[^A-Za-z0-9_-]+")
+# Path segments: locust_ext.run_gauges.gauge_segment (sanitize_segment here), shared with run gauges.
 # Tag values may keep '.' and '/', which neither tag syntax uses, so method paths stay readable.
 _NOT_TAG_VALUE = re.compile(r"[^A-Za-z0-9_./-]+")
 # "UNAVAILABLE: connection refused" → UNAVAILABLE; "timeout" → timeout. After a lowercase word (the WebSocket
@@ -48,11 +47,6 @@ _CLOSE_CODE = re.compile(r"\s*([a-z][a-z0-9_-]{0,39})\s*:\s*([1-4]\d{3})(?![\w.]
 def _clean(pattern: re.Pattern[str], text: str) -> str:
     cleaned = pattern.sub("_", text).strip("_")[:MAX_SEGMENT_LENGTH]
     return cleaned or "_"
-
-
-def sanitize_segment(text: str) -> str:
-    """One Graphite path segment: runs of anything but ``[A-Za-z0-9_-]`` become ``_``; never empty."""
-    return _clean(_NOT_SEGMENT, text)
 
 
 def sanitize_tag_value(text: str) -> str:

@@ -9,7 +9,8 @@ which takes precedence over Locust's own "1 when a request failed". With ``--htm
 written again with the verdict's section in it (Locust writes it before ``quitting``); the web UI's
 downloadable report gets the live verdict the same way.
 
-Other features (the StatsD mirror) follow the grades through :func:`graded_event`.
+Every grading is published as run gauges (:mod:`locust_ext.thresholds.gauges`, which the StatsD mirror
+sends) and fired as :func:`graded_event`, for any other code that follows the grades.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from locust_ext.cli import EXIT_INVALID, exit_invalid
 from locust_ext.thresholds.baseline import load_baseline
+from locust_ext.thresholds.gauges import publish_grades
 from locust_ext.thresholds.grading import AbortReason, BaselineLookup, MetricResult, Verdict, evaluate, evaluate_rule
 from locust_ext.thresholds.loader import load_thresholds
 from locust_ext.thresholds.model import Rule, ThresholdsError, ThresholdsSpec
@@ -203,6 +205,7 @@ class ThresholdGate:
             lost_workers_fail=self.lost_workers_fail,
         )
         self.latest = verdict
+        publish_grades(self.environment, verdict)
         graded_event(self.environment).fire(verdict=verdict, environment=self.environment)
         return verdict
 

@@ -18,7 +18,7 @@ from weakref import WeakKeyDictionary
 from locust.env import Environment
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING, MasterRunner, WorkerRunner
 
-from locust_ext.statsd import publish_gauge
+from locust_ext.run_gauges import publish_gauge
 
 __all__ = ["GAUGE_NAMES", "REPORT_KEY", "ConnectionCounts", "ConnectionGauges", "counts_for"]
 

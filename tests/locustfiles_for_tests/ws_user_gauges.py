@@ -18,7 +18,7 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from locust_ext import ReconnectPolicy, WebSocketUser
-from locust_ext.statsd import published_gauges
+from locust_ext.run_gauges import published_gauges
 
 SAMPLE_INTERVAL_S = 0.2
 highest: dict[str, float] = {}

@@ -1,8 +1,9 @@
 """k6-style stage lists (``30s:100,1m:100,30s:0``): parsing, and the value they describe at a moment.
 
 A stage says "move linearly from the previous target to this one over this duration"; a zero duration is
-an instant jump. The same stage lists describe user counts (``--stages``) and arrival rates
-(``--arrival-stages``), so both share this one parser and one interpolation.
+an instant jump. The same stage lists describe user counts (``--stages``, :mod:`locust_ext.shapes`) and
+arrival rates (``--arrival-stages``, :mod:`locust_ext.iterations`), so both share this neutral module: one
+parser and one interpolation.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from dataclasses import dataclass
 
 from locust.util.timespan import parse_timespan
 
-__all__ = ["ShapeError", "Stage", "parse_duration", "parse_stages", "stages_duration", "value_at"]
+__all__ = ["Stage", "StageError", "parse_duration", "parse_stages", "stages_duration", "value_at"]
 
 
-class ShapeError(ValueError):
-    """A load shape or stage list that cannot work; the message names the value and how to fix it."""
+class StageError(ValueError):
+    """A stage list or duration that cannot work; the message names the value and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def parse_duration(text: str, what: str) -> float:
     try:
         return float(parse_timespan(text.strip()))
     except ValueError:
-        raise ShapeError(f"{what}: {text!r} is not a duration (use 20, 20s, 3m, 1h20m)") from None
+        raise StageError(f"{what}: {text!r} is not a duration (use 20, 20s, 3m, 1h20m)") from None
 
 
 def parse_stages(spec: str | Sequence[Stage] | Sequence[tuple[float, float]], what: str = "stages") -> list[Stage]:
@@ -42,19 +43,19 @@ def parse_stages(spec: str | Sequence[Stage] | Sequence[tuple[float, float]], wh
         for item in spec.split(","):
             duration_text, sep, target_text = item.strip().partition(":")
             if not sep:
-                raise ShapeError(f"{what}: {item.strip()!r} is not duration:target (e.g. 30s:100)")
+                raise StageError(f"{what}: {item.strip()!r} is not duration:target (e.g. 30s:100)")
             try:
                 target = float(target_text)
             except ValueError:
-                raise ShapeError(f"{what}: target {target_text!r} in {item.strip()!r} is not a number") from None
+                raise StageError(f"{what}: target {target_text!r} in {item.strip()!r} is not a number") from None
             pairs.append((parse_duration(duration_text, what), target))
     else:
         pairs = [(s.duration, s.target) if isinstance(s, Stage) else (float(s[0]), float(s[1])) for s in spec]
     if not pairs:
-        raise ShapeError(f"{what}: no stages given (e.g. 30s:100,1m:100,30s:0)")
+        raise StageError(f"{what}: no stages given (e.g. 30s:100,1m:100,30s:0)")
     for duration, target in pairs:
         if duration < 0 or target < 0:
-            raise ShapeError(f"{what}: {duration:g}s:{target:g} is negative; durations and targets must be >= 0")
+            raise StageError(f"{what}: {duration:g}s:{target:g} is negative; durations and targets must be >= 0")
     return [Stage(duration, target) for duration, target in pairs]
 
 

@@ -1,0 +1,93 @@
+"""Locust wiring of the top-level features, which are single modules: latency buckets and host checks.
+
+* ``--latency-buckets`` (:mod:`locust_ext.latency`): at ``init``, the process's response-time bucketing is
+  set from the flag (fine by default). Locust's bucket function is process-wide, and a Locust process has one
+  Environment, so the Environment that inits sets it.
+* Host checks (:mod:`locust_ext.host_check`): at ``init``, every suite user class's settings; its host at
+  start-up (headless or ``--autostart``), on the web UI's start form, or on a worker when the master's spawn
+  message brings it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gevent
+from flask import Response, jsonify, request
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from locust_ext import latency
+from locust_ext.cli import EXIT_INVALID, exit_invalid
+from locust_ext.host_check import host_problem, settings_problem
+
+__all__ = ["add_arguments", "on_init"]
+
+log = logging.getLogger("locust_ext")
+
+
+def add_arguments(parser: Any, **_: Any) -> None:
+    """``--latency-buckets``, in its own group, with an env var (host checks add no flags)."""
+    group = parser.add_argument_group("Latency resolution")
+    group.add_argument(
+        "--latency-buckets",
+        choices=["fine", "locust"],
+        default="fine",
+        env_var="LOCUST_LATENCY_BUCKETS",
+        help="fine: 2 significant digits down to 1 µs below 10 ms (default); locust: whole ms below 100 ms",
+    )
+
+
+def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **_: Any) -> None:
+    """Set the bucketing from ``--latency-buckets``, then check the user classes and the host."""
+    options = environment.parsed_options
+    latency.install(fine=getattr(options, "latency_buckets", "fine") != "locust")
+    _check_hosts(environment, runner, web_ui)
+
+
+def _check_hosts(environment: Environment, runner: Any, web_ui: Any) -> None:
+    """Check settings now, the host now or when it becomes known (see :mod:`locust_ext.host_check`)."""
+    options = environment.parsed_options
+    if options is None:  # Locust used as a library: the caller builds users and checks what it wants
+        return
+    problem = settings_problem(environment.user_classes)
+    if problem:
+        exit_invalid(problem)
+    if isinstance(runner, WorkerRunner) or getattr(options, "worker", False):
+        environment.events.test_start.add_listener(_check_on_worker)
+        return
+    if getattr(options, "headless", False) or getattr(options, "autostart", False):
+        problem = host_problem(environment.user_classes, environment.host)
+        if problem:
+            exit_invalid(problem)
+    if web_ui is not None:
+        web_ui.app.before_request(lambda: _check_start_form(environment))
+
+
+def _check_start_form(environment: Environment) -> Response | None:
+    """Refuse a start (or edit) from the web UI's form whose host cannot work, with the message in the form."""
+    if request.method != "POST" or not request.path.rstrip("/").endswith("/swarm"):
+        return None
+    host = request.form.get("host") or environment.host
+    chosen = set(request.form.getlist("user_classes"))
+    user_classes = [cls for cls in environment.user_classes if not chosen or cls.__name__ in chosen]
+    if chosen and environment.available_user_classes:
+        available: dict[str, Any] = environment.available_user_classes
+        user_classes = [cls for name, cls in available.items() if name in chosen]
+    problem = host_problem(user_classes, host)
+    if problem is None:
+        return None
+    log.error("not started: %s", problem)
+    return jsonify({"success": False, "message": problem, "host": environment.host})
+
+
+def _check_on_worker(environment: Environment, **_kwargs: Any) -> None:
+    """On a worker, the host arrives with the master's first spawn message: check it, quit on a bad one."""
+    problem = host_problem(environment.user_classes, environment.host)
+    if problem is None:
+        return
+    log.error("worker quits: %s", problem)
+    environment.process_exit_code = EXIT_INVALID
+    if environment.runner is not None:
+        gevent.spawn(environment.runner.quit)
