@@ -18,12 +18,19 @@ What happens at import, and why it cannot wait for ``init`` (this list is the wh
 3. The first :func:`locust_ext.derived.register_derived` (made when the gRPC or WebSocket user modules are
    imported) wraps ``RequestStats.log_request`` / ``log_error`` once per process, so derived measurements stay
    out of Locust's total also in an Environment built in code, where no ``init`` fires.
+4. Importing ``locust_ext.websocket.frames`` registers an ``os.register_at_fork`` hook that empties the
+   mask-key pool in a forked child (``--processes`` workers must not send the parent's keys); it has to exist
+   before any fork.
 
 Importing Locust itself patches the standard library with gevent; that is Locust's doing, and the suite
 imports it only where it uses it. Everything else happens at ``init``, per Environment: listener objects,
-flag checks (exit 2 before load), the latency buckets, and, once a run starts, the iteration features' task
-hook and request-time correction. ``import locust_ext.thresholds`` (a report tool) and the other packages
-register nothing and leave grpc alone.
+flag checks (exit 2 before load), the process's latency buckets (Locust's bucket function is process-wide; a
+Locust process has one Environment) and WebSocket descriptor reserve. Once a run with ``--iteration-limit`` or
+the open model starts, :mod:`locust_ext.iterations` wraps ``TaskSet.execute_task`` (once per process, a no-op
+for Environments without iteration controllers: Locust has no iteration event), that Environment's
+``events.request.fire`` (open model: latency from the intended start) and each of its users' ``wait_time``
+(open model: the schedule paces them). ``import locust_ext.thresholds`` (a report tool) and the other library
+packages register nothing and leave grpc alone (``tests/test_import_effects.py``).
 """
 
 from __future__ import annotations
