@@ -1,21 +1,18 @@
-"""What the reference backends and their launchers share: startup announcement, fail-fast errors, TLS files,
-fd limits, stopping a child process."""
+"""What the reference backends and their launchers share: fail-fast errors, flags, TLS files, fd limits.
+
+The ready line a backend prints once it listens, and stopping a child process, are the library's
+(:mod:`locust_ext.testing`): any server started by its test kit uses them, not only these.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import resource
-import signal
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
-
-#: The one stdout line a backend prints once it accepts connections; tests and
-#: ``backends.control`` read the bound port from it (``READY grpc 127.0.0.1:50051``).
-READY_PREFIX = "READY"
+from typing import NoReturn
 
 
 class StartupError(Exception):
@@ -44,24 +41,6 @@ def run_backend(body: Callable[[], None]) -> NoReturn:
     except KeyboardInterrupt:
         pass
     sys.exit(0)
-
-
-def announce_ready(kind: str, host: str, port: int) -> None:
-    """Tell whoever started us where we listen (a single, machine-readable stdout line)."""
-    shown_host = f"[{host}]" if ":" in host else host
-    print(f"{READY_PREFIX} {kind} {shown_host}:{port}", flush=True)
-
-
-def parse_ready_line(line: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) from a line printed by :func:`announce_ready`; None for any other line."""
-    parts = line.split()
-    if len(parts) != 3 or parts[0] != READY_PREFIX:
-        return None
-    host, _, port = parts[2].rpartition(":")
-    try:
-        return parts[1], host.strip("[]"), int(port)
-    except ValueError:
-        return None
 
 
 def read_file_bytes(path: str | None, flag: str) -> bytes | None:
@@ -134,15 +113,3 @@ def check_tls_pair(args: argparse.Namespace) -> None:
     """--tls-cert and --tls-key go together."""
     if bool(args.tls_cert) != bool(args.tls_key):
         raise StartupError("--tls-cert and --tls-key must be given together")
-
-
-def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> int:
-    """Stop a child process (a backend, a Locust run): SIGTERM, then SIGKILL after ``timeout``; its exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode

@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from backends.common import fail, parse_ready_line
+from backends.common import fail
+from locust_ext.testing import parse_ready_line
 
 RUN_DIR = Path(os.environ.get("LOADTEST_RUN_DIR", "run"))
 

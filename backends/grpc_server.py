@@ -29,7 +29,6 @@ from backends.common import (
     OneLineParser,
     StartupError,
     add_common_arguments,
-    announce_ready,
     check_tls_pair,
     non_negative_float,
     probability,
@@ -42,6 +41,7 @@ from backends.grpc_traffic import CountingRegistrar, Traffic
 from backends.grpc_workers import claim_port, listen_address, run_workers
 from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
+from locust_ext.testing import announce_ready
 
 log = logging.getLogger("backends.grpc_server")
 

@@ -24,7 +24,6 @@ from backends.common import (
     OneLineParser,
     StartupError,
     add_common_arguments,
-    announce_ready,
     check_tls_pair,
     non_negative_float,
     probability,
@@ -34,6 +33,7 @@ from backends.common import (
 )
 from backends.ws_counters import WsCounters
 from backends.ws_session import ServerState, Session
+from locust_ext.testing import announce_ready
 
 __all__ = ["HARD_SIZE_FACTOR", "STATS_PATH", "STATS_RESET_PATH", "main", "parse_args"]
 

@@ -24,7 +24,7 @@ from typing import IO
 # backends/ and loadtest/ are not installed (the distribution ships only locust_ext): run them from the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backends.common import parse_ready_line, stop_process
+from locust_ext.testing import parse_ready_line, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOAD_CPU = 0

@@ -174,9 +174,9 @@ def serve_sync(threads: int) -> None:
     """Minimal sync grpcio Hello server on a thread pool; a delay asked for by metadata holds its thread."""
     import grpc
 
-    from backends.common import announce_ready
     from loadtest.v1 import loadtest_pb2 as pb
     from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
+    from locust_ext.testing import announce_ready
 
     class Hello(pb_grpc.HelloServicer):
         def SayHello(self, request: pb.HelloRequest, context: grpc.ServicerContext) -> pb.HelloReply:
@@ -197,9 +197,9 @@ async def serve_aio() -> None:
     """Minimal grpc.aio Hello server: the reference backend's design without its interceptor and extras."""
     import grpc
 
-    from backends.common import announce_ready
     from loadtest.v1 import loadtest_pb2 as pb
     from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
+    from locust_ext.testing import announce_ready
 
     class Hello(pb_grpc.HelloServicer):
         async def SayHello(self, request: pb.HelloRequest, context: grpc.aio.ServicerContext) -> pb.HelloReply:

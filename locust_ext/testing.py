@@ -1,8 +1,9 @@
 """Test kit: servers and Locust processes on loopback, always stopped; what Locust reported.
 
 It knows no particular server: it starts any command that prints the ready line (``READY <scheme>
-<host>:<port>``, see :func:`parse_ready_line`) once it listens, and stops it at the end of the block. The
-reference backends' own helpers (``backends.kit``) are built on it; the library never imports them.
+<host>:<port>``, :func:`announce_ready`) once it listens, and stops it at the end of the block. The reference
+backends print it with :func:`announce_ready`, and their own helpers (``backends.kit``) are built on this kit;
+the library never imports them. This module imports only the standard library, so servers can import it.
 
 with running_server(["python", "-m", "myserver", "--port", "0"]) as server:
     done = run_locust(locust_command("locustfile.py", "--headless", "-t", "5s", "-H", server.address))
@@ -20,7 +21,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ __all__ = [
     "READY_PREFIX",
     "Backend",
     "BackendStartError",
+    "announce_ready",
     "free_port",
     "json_stats",
     "locust_command",
@@ -51,8 +53,15 @@ class BackendStartError(RuntimeError):
     """The server exited or stayed silent instead of announcing that it listens."""
 
 
+def announce_ready(scheme: str, host: str, port: int) -> None:
+    """Print the ready line (a server calls it once it accepts connections, e.g. ``announce_ready("grpc",
+    "127.0.0.1", 50051)``). Importing this module loads neither Locust nor gevent nor grpc, so any server can."""
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"{READY_PREFIX} {scheme} {shown_host}:{port}", flush=True)
+
+
 def parse_ready_line(line: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) from a server's ready line (IPv6 hosts in brackets); None for any other line."""
+    """(scheme, host, port) from a line printed by :func:`announce_ready`; None for any other line."""
     parts = line.split()
     if len(parts) != 3 or parts[0] != READY_PREFIX:
         return None
@@ -102,17 +111,29 @@ class Backend:
         return stop_process(self.process, timeout)
 
 
-def _read_ready_line(process: subprocess.Popen[str], timeout: float) -> str:
-    lines: list[str] = []
+def _wait_for_ready_line(process: subprocess.Popen[str], timeout: float) -> tuple[tuple[str, str, int] | None, str]:
+    """The ready line's parts (None if stdout closed or ``timeout`` passed first), and what the process printed
+    on stdout before it: lines before the ready line (a server's own log) are skipped. Waits at most
+    ``timeout`` seconds, and when stdout closed first, as long again for the process to end."""
+    found: list[tuple[str, str, int]] = []
+    before: list[str] = []
 
     def read() -> None:
         assert process.stdout is not None
-        lines.append(process.stdout.readline())
+        for line in process.stdout:
+            ready = parse_ready_line(line)
+            if ready is not None:
+                found.append(ready)
+                return
+            before.append(line.strip())
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     reader.join(timeout)
-    return lines[0].strip() if lines else ""
+    if not found and not reader.is_alive():
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout)  # stdout closed: it is exiting; let it finish saying why on stderr
+    return (found[0] if found else None), " ".join(before)
 
 
 def start_server(
@@ -129,14 +150,13 @@ def start_server(
     process = subprocess.Popen(
         list(command), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env
     )
-    line = _read_ready_line(process, timeout)
-    ready = parse_ready_line(line)
+    ready, printed = _wait_for_ready_line(process, timeout)
     if ready is None:
         if process.poll() is None:
             process.kill()
         process.wait()
         stderr = process.stderr.read() if process.stderr else ""
-        raise BackendStartError(f"{' '.join(command)} did not start: {line!r} {stderr.strip()}")
+        raise BackendStartError(f"{' '.join(command)} did not start: {printed!r} {stderr.strip()}")
     scheme, bound_host, port = ready
     # Nobody reads stdout/stderr from here on; keep the pipes from filling up and blocking the server.
     for stream in (process.stdout, process.stderr):

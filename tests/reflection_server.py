@@ -29,9 +29,9 @@ from grpc_reflection.v1alpha import reflection
 from grpc_reflection.v1alpha import reflection_pb2 as rpb
 from grpc_reflection.v1alpha._async import ReflectionServicer
 
-from backends.common import announce_ready, parse_ready_line, stop_process
 from backends.grpc_server import SERVICE_NAMES, ComputeService, EchoService, HelloService, StreamService
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
+from locust_ext.testing import announce_ready, parse_ready_line, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
