@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -31,7 +29,7 @@ from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from backends.grpc_server import SERVICE_NAMES, ComputeService, EchoService, HelloService, StreamService
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
-from locust_ext.testing import announce_ready, parse_ready_line, stop_process
+from locust_ext.testing import Backend, announce_ready, running_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,11 +120,16 @@ async def serve(args: argparse.Namespace) -> None:
 
 @dataclass
 class ReflectionServer:
-    address: str
-    process: subprocess.Popen[str]
+    """A running reflection test server and the reflection calls it counted."""
+
+    server: Backend
+
+    @property
+    def address(self) -> str:
+        return self.server.address
 
     def reflection_calls(self) -> dict[str, int]:
-        """Reflection calls the server got, per service path (refused ones included)."""
+        """Reflection calls the server got, per method path (refused ones included)."""
         with grpc.insecure_channel(self.address) as channel:
             answer = channel.unary_unary("/test.ReflectionCounts/Get")(b"", timeout=10)
         counts: dict[str, int] = json.loads(answer)
@@ -135,17 +138,10 @@ class ReflectionServer:
 
 @contextmanager
 def reflection_server(*args: str) -> Iterator[ReflectionServer]:
+    """The server on a free port (``args``: its flags), always stopped."""
     command = [sys.executable, "-m", "tests.reflection_server", "--port", "0", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        assert process.stdout is not None
-        ready = parse_ready_line(process.stdout.readline())
-        assert ready is not None, "the reflection test server did not start"
-        _scheme, host, port = ready
-        yield ReflectionServer(f"{host}:{port}", process)
-    finally:
-        stop_process(process, 10.0)
+    with running_server(command, kind="grpc", cwd=REPO_ROOT) as server:
+        yield ReflectionServer(server)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from backends.kit import grpc_counters, running_backend
 from locust_ext.command.data import DataError, RequestData
-from locust_ext.testing import Backend, free_port, request_counts
+from locust_ext.testing import Backend, free_port, json_stats, request_counts
 from tests.reflection_server import V1, reflection_server
 from tests.support import REPO_ROOT, server_calls
 from tests.ws_sessions import server_stats
@@ -393,3 +393,19 @@ def test_the_readme_commands_run_as_written(tmp_path: Path, ws_server: Backend) 
             elif args[3] == "grpc" and len(args) == 5:
                 assert "  SayHello(loadtest.v1.HelloRequest) returns (loadtest.v1.HelloReply)" in result.stdout
         assert server_stats(ws_server)["requests"]["echo"] > 0
+
+
+def test_grpc_by_reflection_with_processes(tmp_path: Path) -> None:
+    """--processes forks after the command's own checks (which used grpc for reflection); the children still call."""
+    with running_backend("grpc") as backend:
+        grpc_counters(backend, reset=True)
+        args = ["--call", "loadtest.v1.Echo/EchoBidi", "-d", '[{"payload": "YQ=="}, {"payload": "Yg=="}]']
+        locust = ["--headless", "-u", "4", "-r", "4", "-t", "60s", "--iteration-limit", str(CALLS), "--processes", "2"]
+        result = run(command("grpc", backend.address, *args, *locust, "--json-file", str(tmp_path / "out")))
+        assert result.returncode == 0, result.stderr[-2000:]
+        calls = [entry for entry in json_stats(tmp_path / "out") if entry["method"] == "grpc"]
+        assert [(e["name"], e["num_requests"], e["num_failures"]) for e in calls] == [
+            ("/loadtest.v1.Echo/EchoBidi", CALLS, 0)
+        ]
+        server = grpc_counters(backend).methods["/loadtest.v1.Echo/EchoBidi"]
+        assert (server.received, server.completed, server.messages_received) == (CALLS, CALLS, 2 * CALLS)
