@@ -6,7 +6,7 @@ as a real client would see it; left unhandled it ends the task quietly (it is a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, cast
 
@@ -56,9 +56,9 @@ class GrpcUser(HostCheckedUser, GracefulStopUser):
 
     # Descriptors for ``self.client`` (calls by name); none of these set: server reflection
     #: ``.proto`` files compiled at start-up (no protoc binary, no generated code), e.g. ``("kv.proto",)``.
-    proto_files: ClassVar[tuple[str, ...]] = ()
+    proto_files: ClassVar[Sequence[str]] = ()
     #: Import paths for ``proto_files``; the well-known types (``google/protobuf/*.proto``) are always there.
-    proto_paths: ClassVar[tuple[str, ...]] = ()
+    proto_paths: ClassVar[Sequence[str]] = ()
     #: A ``FileDescriptorSet`` file (``protoc --descriptor_set_out --include_imports``).
     protoset: ClassVar[str | None] = None
 
