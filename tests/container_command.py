@@ -1,16 +1,21 @@
 """Check container command lines the way each container would start, in a staged copy of the image.
 
-Run as ``python tests/container_command.py`` with a JSON list of ``{"argv": [...], "env": {...}}`` on stdin,
-and the working directory and PYTHONPATH set to a tree staged from monitoring/Dockerfile's COPY lines
-(tests/test_monitoring_config.py does this). ``argv`` is the whole command: ``["locust", ...]`` (the image's
-entrypoint) or ``["python", "-m", "backends.<server>", ...]``; ``env`` is the container's environment. Each
-command is checked in a forked child with exactly that environment (the imports are paid once). A Locust
-command is parsed by Locust's own parser with the suite's flags registered (importing locust_ext adds them
-through ``init_command_line_parser``), so Locust's env vars (``LOCUST_HOST``, ``LOCUST_STATSD_HOST``, ...) and
-``--config`` files count as they would in the container; then every file it names must exist, the thresholds
-file must load, every user class's settings must pass locust_ext.host_check's start-up check, and on a master
-or a standalone run every user class must accept the host it would run against. Prints a JSON list with each command's exit code, stdout (one JSON line describing what was found)
-and stderr (``error: ...``; exit 2, as argparse's own errors).
+Run as ``python -I tests/container_command.py ROOT`` with a JSON list of ``{"argv": [...], "env": {...}}`` on
+stdin, ROOT a tree staged from monitoring/Dockerfile's COPY lines (tests/test_monitoring_config.py does this)
+standing for the image's ``/``, and the working directory the image's WORKDIR in it. ``argv`` is the whole
+command: ``["locust", ...]`` (the image's entrypoint) or ``["python", "-m", "backends.<server>", ...]``; ``env``
+is the container's environment (the Dockerfile's ENV, then the compose/k8s env). Each command is checked in a
+forked child with exactly that environment and the import path the container would have: the installed
+third-party packages, ``PYTHONPATH`` (mapped into ROOT), and the working directory for ``python -m``; the
+suite itself (``locust_ext``, ``loadtest``, the backends) is imported in the child from that path only, so a
+package the image lacks fails here as it would in the container. A Locust command goes through the steps of
+Locust's own main(): the locustfiles found and imported (which registers the suite's flags through
+``init_command_line_parser``), then the whole command line through Locust's parser, so Locust's env vars
+(``LOCUST_HOST``, ``LOCUST_STATSD_HOST``, ...) and ``--config`` files count as they would; then every file it
+names must exist, the thresholds file must load, every user class's settings must pass
+locust_ext.host_check's start-up check, and on a master or a standalone run every user class must accept the
+host it would run against. Prints a JSON list with each command's exit code, stdout (one JSON line describing
+what was found) and stderr (``error: ...``; exit 2, as argparse's own errors).
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
-import locust  # noqa: F401  (first: patches the standard library with gevent)
-from locust import User
-from locust.argument_parser import get_parser
-from locust.util.load_locustfile import load_locustfile
+import grpc  # noqa: F401
 
-import locust_ext.plugin  # registers the suite's flags
-from locust_ext.host_check import host_problem, settings_problem
-from locust_ext.thresholds import load_thresholds
+# Third-party packages only (pip installs the same ones in the image); imported once, before the forks.
+import locust  # noqa: F401  (first: patches the standard library with gevent)
+import websocket  # noqa: F401
+import yaml  # noqa: F401
+from locust.argument_parser import get_locustfiles_locally, get_parser, parse_locustfile_option
+from locust.main import merge_locustfiles_content
 
 __all__ = ["check_all"]
 
@@ -41,35 +46,35 @@ def fail(message: str) -> NoReturn:
 
 
 def check_locust(args: list[str]) -> dict[str, Any]:
-    """Parse a Locust command line as the container would; fail on anything that would stop it at start."""
+    """Start a Locust command line as Locust's main() does, up to the point where load would begin; fail on
+    anything that would stop the container there."""
+    # main(): -f (or --config) first, the locustfiles imported (Locust puts the working directory and the
+    # locustfile's folder on sys.path; the locustfile's `import locust_ext` registers the suite's flags), then
+    # the whole command line through the full parser.
+    locustfiles = get_locustfiles_locally(parse_locustfile_option(args))
+    user_classes, _, _, _ = merge_locustfiles_content(locustfiles)
     options = get_parser().parse_args(args)
-    locustfiles = str(options.locustfile).split(",")
-    for path in [*locustfiles, options.thresholds, options.thresholds_baseline]:
+
+    from locust_ext.host_check import host_problem, settings_problem
+    from locust_ext.thresholds import load_thresholds
+
+    for path in (options.thresholds, options.thresholds_baseline):
         if path and not Path(path).is_file():
             fail(f"{path}: no such file in the image")
     if options.thresholds:
         load_thresholds(options.thresholds)
-    user_classes: dict[str, type[User]] = {}
-    for path in locustfiles:
-        found, _ = load_locustfile(path)
-        user_classes.update(found)
     chosen = [cls for name, cls in user_classes.items() if not options.user_classes or name in options.user_classes]
     if not chosen:
         fail(f"no user class in {options.locustfile}")
     hosts = {cls.__name__: options.host or cls.host for cls in chosen}
-    # Locust's own start-up checks (locust_ext.host_check): settings everywhere, the host on a master or a
+    # The suite's start-up checks (locust_ext.host_check): settings everywhere, the host on a master or a
     # standalone run (a worker checks the host the master's spawn message brings).
     problem = settings_problem(chosen) or (None if options.worker else host_problem(chosen, options.host))
     if problem:
         fail(problem)
     role = "master" if options.master else "worker" if options.worker else "standalone"
-    return {
-        "role": role,
-        "host": options.host,
-        "hosts": hosts,
-        "statsd_host": options.statsd_host,
-        "suite": locust_ext.__file__,
-    }
+    suite = sys.modules["locust_ext"].__file__
+    return {"role": role, "host": options.host, "hosts": hosts, "statsd_host": options.statsd_host, "suite": suite}
 
 
 def check_backend(module: str, args: list[str]) -> dict[str, Any]:
@@ -90,7 +95,14 @@ def check(argv: list[str]) -> None:
     print(json.dumps(found, default=str))
 
 
-def check_forked(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+def container_path(argv: list[str], env: dict[str, str], root: Path) -> list[str]:
+    """What the container puts before site-packages on ``sys.path``: PYTHONPATH, and the working directory for
+    ``python -m`` (the ``locust`` console script adds only its own bin directory)."""
+    paths = [str(root / entry.lstrip("/")) for entry in env.get("PYTHONPATH", "").split(":") if entry]
+    return [os.getcwd(), *paths] if argv[:2] == ["python", "-m"] else paths
+
+
+def check_forked(argv: list[str], env: dict[str, str], root: Path) -> dict[str, Any]:
     """Run :func:`check` in a child with ``env`` as its whole environment; its exit code and output."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         pid = os.fork()
@@ -101,6 +113,7 @@ def check_forked(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
                 os.dup2(err.fileno(), 2)
                 os.environ.clear()
                 os.environ.update(env)
+                sys.path[:0] = container_path(argv, env, root)
                 check(argv)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
@@ -116,10 +129,10 @@ def check_forked(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
         return {"returncode": os.waitstatus_to_exitcode(status), "stdout": out.read(), "stderr": err.read()}
 
 
-def check_all(commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def check_all(commands: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
     """Each command's result, in order."""
-    return [check_forked(command["argv"], command["env"]) for command in commands]
+    return [check_forked(command["argv"], command["env"], root) for command in commands]
 
 
 if __name__ == "__main__":
-    print(json.dumps(check_all(json.load(sys.stdin))))
+    print(json.dumps(check_all(json.load(sys.stdin), Path(sys.argv[1]))))
