@@ -20,6 +20,7 @@ from locust_ext.command.data import DataError, RequestData
 from locust_ext.testing import Backend, free_port, json_stats, request_counts
 from tests.reflection_server import V1, reflection_server
 from tests.support import REPO_ROOT, server_calls
+from tests.tls_certs import make_pki
 from tests.ws_sessions import server_stats
 
 PROTOS = REPO_ROOT / "protos"
@@ -409,3 +410,29 @@ def test_grpc_by_reflection_with_processes(tmp_path: Path) -> None:
         ]
         server = grpc_counters(backend).methods["/loadtest.v1.Echo/EchoBidi"]
         assert (server.received, server.completed, server.messages_received) == (CALLS, CALLS, 2 * CALLS)
+
+
+def test_mutual_tls_for_both_commands(tmp_path: Path) -> None:
+    """--cacert/--cert/--key: gRPC (a bare host becomes grpcs://, reflection over TLS too) and wss://."""
+    pki = make_pki(tmp_path)
+    server_tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
+    client_tls = ["--cacert", str(pki.ca_cert), "--cert", str(pki.client_cert), "--key", str(pki.client_key)]
+    locust = ["--headless", "-u", "2", "-r", "2", "-t", "60s", "--iteration-limit", "10"]
+    with running_backend("grpc", [*server_tls, "--tls-client-ca", str(pki.ca_cert)]) as backend:
+        target = f"localhost:{backend.port}"
+        args = ["--call", "loadtest.v1.Hello/SayHello", "-d", '{"name": "tls"}', *client_tls]
+        result = run(command("grpc", target, *args, *locust, "--json-file", str(tmp_path / "g")))
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert request_counts(tmp_path / "g")[0][HELLO] == 10
+        plain = run(command("grpc", target, "--call", "loadtest.v1.Hello/SayHello", "--cacert", str(pki.ca_cert)))
+        assert plain.returncode == 2 and plain.stderr.startswith(
+            f"error: grpcs://{target}: UNAVAILABLE: server reflection"
+        )
+    with running_backend("websocket", server_tls) as ws:
+        url = f"wss://localhost:{ws.port}/"
+        data = '{"type": "echo", "payload": "tls"}'
+        result = run(
+            command("ws", url, "-d", data, "--cacert", str(pki.ca_cert), *locust, "--json-file", str(tmp_path / "w"))
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert request_counts(tmp_path / "w")[0]["echo"] == 10
