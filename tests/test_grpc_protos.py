@@ -192,3 +192,26 @@ def test_a_protoset_that_is_not_one_is_refused(tmp_path: Path) -> None:
         proto_catalog((), (), str(bogus), owner="protoset")
     with pytest.raises(GrpcConfigError, match=r"gone.pb: cannot read: No such file"):
         proto_catalog((), (), str(tmp_path / "gone.pb"), owner="protoset")
+
+
+def test_a_protoset_without_its_imports_is_refused_by_name_but_well_known_types_are_filled_in(tmp_path: Path) -> None:
+    (tmp_path / "b.proto").write_text('syntax = "proto3";\npackage b;\nmessage B { int32 x = 1; }\n')
+    (tmp_path / "a.proto").write_text(
+        'syntax = "proto3";\npackage a;\nimport "b.proto";\nimport "google/protobuf/timestamp.proto";\n'
+        "message A { b.B b = 1; google.protobuf.Timestamp t = 2; }\nservice S { rpc M(A) returns (A); }\n"
+    )
+    (tmp_path / "w.proto").write_text(
+        'syntax = "proto3";\npackage w;\nimport "google/protobuf/empty.proto";\n'
+        "service W { rpc M(google.protobuf.Empty) returns (google.protobuf.Empty); }\n"
+    )
+
+    def protoset(name: str) -> str:
+        out = tmp_path / f"{name}.pb"
+        protoc = [sys.executable, "-m", "grpc_tools.protoc", f"-I{tmp_path}", f"--descriptor_set_out={out}"]
+        subprocess.run([*protoc, f"{name}.proto"], check=True)  # no --include_imports
+        return str(out)
+
+    with pytest.raises(GrpcConfigError, match=r"a.proto imports b.proto, which the set does not contain"):
+        proto_catalog((), (), protoset("a"), owner="protoset")
+    catalog = proto_catalog((), (), protoset("w"), owner="protoset")
+    assert catalog.method("w.W/M").input_type.full_name == "google.protobuf.Empty"

@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
@@ -110,7 +111,8 @@ def _virtual_name(path: str, import_paths: Sequence[str], owner: str) -> tuple[s
     """The name protoc knows ``path`` by (relative to an import path) and the import paths to compile it with.
 
     Like protoc and ghz: a file under an import path is named relative to it; a file elsewhere brings its own
-    directory as an extra import path; a name that is not a file is looked up in the import paths.
+    directory as an extra import path; a name that is not a file is looked up in the import paths, then among the
+    well-known types.
     """
     roots = list(import_paths)
     real = Path(path)
@@ -122,7 +124,7 @@ def _virtual_name(path: str, import_paths: Sequence[str], owner: str) -> tuple[s
             except ValueError:
                 continue
         return resolved.name, [*roots, str(real.parent)]
-    for root in roots:
+    for root in [*roots, _well_known_include()]:
         if (Path(root) / path).is_file():
             return Path(path).as_posix(), roots
     looked = ", ".join([".", *roots]) if not real.is_absolute() else str(real.parent)
@@ -165,22 +167,21 @@ def compile_protos(
     return list(files.values())
 
 
-def _first_error(errors: Sequence[object], import_paths: Sequence[str]) -> str:
-    """One line for protoc's errors: the first that has a line number (the import or the syntax error)."""
+def _first_error(errors: Sequence[Any], import_paths: Sequence[str]) -> str:
+    """One line for protoc's errors (``ProtocError``: filename, 0-based line and column, message, as bytes): the
+    first with a line number, i.e. the import or the syntax error rather than the file it could not find."""
 
     def text(value: object) -> str:
         return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
-    located = [error for error in errors if getattr(error, "line", -1) >= 0]
-    error = (located or list(errors) or [None])[0]
-    if error is None:
+    located = [error for error in errors if error.line >= 0]
+    if not (located or errors):
         return "protoc failed without a message"
-    where = _display_path(text(error.filename), import_paths)  # type: ignore[attr-defined]
-    line = int(error.line)  # type: ignore[attr-defined]
-    message = text(error.message)  # type: ignore[attr-defined]
-    if line < 0:
-        return f"{where}: {message}"
-    return f"{where}:{line + 1}:{int(error.column) + 1}: {message}"  # type: ignore[attr-defined]
+    error = (located or errors)[0]
+    where = _display_path(text(error.filename), import_paths)
+    if error.line < 0:
+        return f"{where}: {text(error.message)}"
+    return f"{where}:{error.line + 1}:{error.column + 1}: {text(error.message)}"
 
 
 def read_protoset(path: str, *, owner: str = "protoset") -> list[descriptor_pb2.FileDescriptorProto]:
