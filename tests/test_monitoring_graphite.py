@@ -2,11 +2,12 @@
 
 Carbon (with monitoring/graphite/'s storage rules) and graphite-web's render API run on loopback (Debian's
 graphite-carbon and graphite-web; tests/graphite_support.py); the npm StatsD daemon runs with
-monitoring/statsd/config.js, its ports and Graphite address pointed at them. A short distributed gRPC run and a
-short distributed WebSocket run (master + 2 workers each, the mirror on in every process, a thresholds gate on
-the master) drive the reference backends; then every target of every shipped dashboard, with its template
-variables expanded the way the dashboard defines them, goes through ``/render?format=json`` and must return
-at least one data point. Grafana itself is not packaged here; what it would ask Graphite is exactly this.
+monitoring/statsd/config.js, its ports and Graphite address pointed at them. A short distributed gRPC run and
+a short distributed WebSocket run, side by side (master + 2 workers each, the mirror on in every process, a
+thresholds gate on the master), drive the reference backends; then every target of every shipped dashboard,
+with its template variables expanded the way the dashboard defines them, goes through
+``/render?format=json`` and must return at least one data point. Grafana itself is not packaged here; what it
+would ask Graphite is exactly this.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +82,13 @@ def empty_targets(
     }
     with running_statsd_daemon(config, folder) as statsd_port:
         statsd = ("--statsd-host", "127.0.0.1", "--statsd-port", str(statsd_port))
-        for locustfile, env in runs.items():
-            master = [*RUN, *statsd, "--thresholds", str(gate)]
-            done = run_distributed(locustfile, master, worker_args=statsd, workers=2, env=env)
-            assert done.returncode == 0, done.stderr[-3000:]
+        master = [*RUN, *statsd, "--thresholds", str(gate)]
+        with ThreadPoolExecutor(len(runs)) as pool:  # both runs at once: each mostly waits on its run time
+            results = pool.map(
+                lambda run: run_distributed(run[0], master, worker_args=statsd, workers=2, env=run[1]), runs.items()
+            )
+            for done in results:
+                assert done.returncode == 0, done.stderr[-3000:]
         deadline = time.monotonic() + SETTLE_S
         while todo and time.monotonic() < deadline:
             todo = {target for target in todo if not has_points(render(url, target[2]))}
