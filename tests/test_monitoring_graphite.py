@@ -103,3 +103,9 @@ def test_every_panel_target_returns_data_points(path: Path, empty_targets: set[T
     assert list(targets(board)), f"{path.name}: no targets"
     empty = sorted((title, expression) for name, title, expression in empty_targets if name == path.name)
     assert not empty, f"{path.name}: targets with no data points in Graphite: {empty}"
+
+
+def test_a_target_nothing_sent_returns_no_data_points(graphite: tuple[Carbon, str], empty_targets: set[Target]) -> None:
+    """The check above can fail: graphite-web answers a target with no metric behind it with no points."""
+    _, url = graphite
+    assert not has_points(render(url, "aliasByNode(stats.timers.locust.requests.nothing.*.response_time.mean, 5)"))
