@@ -44,8 +44,14 @@ SCHEMA = "locust-ext/thresholds-report/v1"
 REPORT_FORMATS = {".json": "json", ".xml": "junit", ".md": "markdown", ".html": "html"}
 #: ``format:`` prefix of a report path -> format name, for paths whose extension says nothing
 #: (``md:$GITHUB_STEP_SUMMARY``).
-REPORT_PREFIXES = {"json": "json", "junit": "junit", "xml": "junit", "md": "markdown", "markdown": "markdown",
-                   "html": "html"}  # fmt: skip
+REPORT_PREFIXES = {
+    "json": "json",
+    "junit": "junit",
+    "xml": "junit",
+    "md": "markdown",
+    "markdown": "markdown",
+    "html": "html",
+}
 _PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):(.+)$")
 
 
