@@ -16,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from locust import User
 
@@ -31,6 +32,8 @@ _KINDS = {
     "grpc": "gRPC: HOST is host:port, grpc://host:port or grpcs://host:port",
     "ws": "WebSocket: URL is ws:// or wss://",
 }
+#: What each command's first argument is called.
+_TARGET = {"grpc": "HOST", "ws": "URL"}
 #: Locust flags the command sets itself.
 _OWN_LOCUST_FLAGS = ("-f", "--locustfile", "-H", "--host")
 _built: list[type[User]] = []
@@ -69,7 +72,13 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str) -> None:
+def _help(parser: argparse.ArgumentParser) -> NoReturn:
+    parser.print_help()
+    print("\nEvery other flag goes to Locust (locust --help).")
+    raise SystemExit(0)
+
+
+def _fail(message: str) -> NoReturn:
     for name, flag in _FLAG_NAMES.items():
         message = message.replace(name, flag)
     print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
@@ -88,19 +97,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser(kind)
     if len(args) < 2 or args[1].startswith("-"):
         if any(arg in ("-h", "--help") for arg in args[1:]):
-            parser.print_help()
-            print("\nEvery other flag goes to Locust (locust --help).")
-            raise SystemExit(0)
-        _fail(
-            f"{kind}: give the {'host' if kind == 'grpc' else 'URL'} first: {PROG} {kind} {_KINDS[kind].split()[1]} ..."
-        )
+            _help(parser)
+        _fail(f"{kind}: give the {_TARGET[kind]} first: {PROG} {kind} {_TARGET[kind]} ...")
     target = args[1]
     try:
         options, locust_args = parser.parse_known_args(args[2:])
         if options.help:
-            parser.print_help()
-            print("\nEvery other flag goes to Locust (locust --help).")
-            raise SystemExit(0)
+            _help(parser)
         taken = [arg for arg in locust_args if arg.split("=", 1)[0] in _OWN_LOCUST_FLAGS]
         if taken:
             _fail(f"{taken[0]}: the command sets it (the host is the first argument)")
@@ -114,7 +117,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             user_class = ws_command.build_user(options, target)
     except ValueError as exc:
         _fail(str(exc))
-        return
     assert user_class is not None
     _built[:] = [user_class]
     _run_locust(locust_args)
