@@ -44,8 +44,8 @@ class Scripted(WebSocketUser):
 
 
 def read_turn(session: WebSocketSession) -> Any:
-    """The greenlet whose turn it is to read the connection (a private attribute: the turn is what is tested)."""
-    return session._reading
+    """The greenlet whose turn it is to read the connection."""
+    return session.read_turn.holder
 
 
 def outcomes(recorder: Recorder, name: str) -> list[str | None]:
@@ -708,12 +708,12 @@ LARGE = 8 << 20  # far more than the socket buffers of both ends hold
 
 def send_large_until_blocked(session: WebSocketSession) -> gevent.Greenlet:
     """A greenlet sending a large binary message, once it is blocked with part of the frame sent."""
-    link = session._link  # private: the write lock held is the sign of a frame half sent
+    link = session.read_turn.link
     assert link is not None
     sender = gevent.spawn(session.send, os.urandom(LARGE), name="large")
-    wait_for(link._writing.locked, polls=300)
+    wait_for(lambda: link.sending, polls=300)
     gevent.sleep(0.05)
-    assert link._writing.locked() and not sender.dead
+    assert link.sending and not sender.dead
     return sender
 
 

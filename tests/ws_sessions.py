@@ -71,14 +71,14 @@ def wait_for(condition: Callable[[], object], polls: int = 500) -> None:
 
 
 def session_greenlets() -> list[gevent.Greenlet]:
-    """Live greenlets running a WebSocketSession method (connecting, reading, closing)."""
+    """Live greenlets running a method of a session's pieces (connecting, reading, pinging, closing)."""
     gc.collect()
     return [
         obj
         for obj in gc.get_objects()
         if isinstance(obj, gevent.Greenlet)
         and not obj.dead
-        and isinstance(getattr(getattr(obj, "_run", None), "__self__", None), WebSocketSession)
+        and type(getattr(getattr(obj, "_run", None), "__self__", None)).__module__.startswith("locust_ext.websocket.")
     ]
 
 

@@ -2,14 +2,13 @@
 
 Stubs built on a :class:`RecordingChannel` behave like ordinary grpc stubs; each call additionally fires
 ``request_type="grpc"`` with ``name`` = the method path. A failed call is recorded, then raised into the
-task as :class:`~locust_ext.grpc.errors.GrpcCallError` (a ``grpc.RpcError``). Streams also record derived
-measurements under request types of their own (``DERIVED_REQUEST_TYPES``), named by the method path too; they
-are registered with :mod:`locust_ext.derived`, so Locust's total counts calls only.
+task as :class:`~locust_ext.grpc.errors.GrpcCallError` (a ``grpc.RpcError``). Every event goes through the
+user's :class:`CallRecorder` (a :class:`locust_ext.recording.Recorder`); streaming calls are recorded by
+:mod:`locust_ext.grpc.streams`, which also records derived measurements per message.
 """
 
 from __future__ import annotations
 
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -19,9 +18,18 @@ import gevent
 import grpc
 from locust.event import EventHook
 
-from locust_ext.derived import register_derived
 from locust_ext.grpc.errors import GrpcCallError
-from locust_ext.recording import USER_DEFAULT, Operation, Recorder
+from locust_ext.grpc.streams import (
+    DERIVED_REQUEST_TYPES,
+    FIRST_MESSAGE,
+    MESSAGE_LATENCY,
+    MESSAGE_ROUND_TRIP,
+    RecordedStream,
+    WatchedRequests,
+    call_error,
+    message_size,
+)
+from locust_ext.recording import USER_DEFAULT, Recorder
 
 __all__ = [
     "DERIVED_REQUEST_TYPES",
@@ -36,15 +44,6 @@ __all__ = [
 ]
 
 REQUEST_TYPE = "grpc"
-#: Time from the start of a streaming call to its first response message.
-FIRST_MESSAGE = "grpc-first-message"
-#: Per server-stream message: receive time minus the send time the message carries (see ``send_time``).
-MESSAGE_LATENCY = "grpc-message-latency"
-#: Per bidi reply: its arrival minus the moment its request left the request iterator (one reply per request).
-MESSAGE_ROUND_TRIP = "grpc-message-rtt"
-#: Measurements within a call, not calls: their rows stay, Locust's total leaves them out.
-DERIVED_REQUEST_TYPES = (FIRST_MESSAGE, MESSAGE_LATENCY, MESSAGE_ROUND_TRIP)
-register_derived(*DERIVED_REQUEST_TYPES)
 
 Metadata = Sequence[tuple[str, str | bytes]]
 SendTime = Callable[[Any], float | None]
@@ -54,11 +53,6 @@ def sent_at_unix_nanos(message: Any) -> float | None:
     """Send time (Unix seconds) from a ``sent_at_unix_nanos`` field, as the reference backend's messages carry."""
     nanos = getattr(message, "sent_at_unix_nanos", None)
     return nanos / 1e9 if nanos else None
-
-
-def _size(message: Any) -> int:
-    byte_size = getattr(message, "ByteSize", None)
-    return byte_size() if byte_size is not None else 0
 
 
 def _cancelled_by_stop(what: str) -> GrpcCallError:
@@ -124,146 +118,6 @@ class CallRecorder(Recorder):
             stream.cancel(reason)
 
 
-class _WatchedRequests:
-    """The user's request iterator, consumed lazily by grpc; remembers an exception it raised, and send times."""
-
-    def __init__(self, requests: Any, sent_times: deque[float] | None) -> None:
-        self._requests = iter(requests)
-        self._sent_times = sent_times
-        self.error: Exception | None = None
-
-    def __iter__(self) -> _WatchedRequests:
-        return self
-
-    def __next__(self) -> Any:
-        try:
-            request = next(self._requests)
-        except StopIteration:
-            raise
-        except Exception as exc:
-            self.error = exc
-            raise
-        if self._sent_times is not None:
-            self._sent_times.append(time.perf_counter())
-        return request
-
-
-def _call_error(error: grpc.RpcError, requests: _WatchedRequests | None) -> GrpcCallError:
-    if requests is not None and requests.error is not None:
-        user_error = requests.error
-        return GrpcCallError(
-            grpc.StatusCode.CANCELLED, f"request iterator raised {type(user_error).__name__}: {user_error}"
-        )
-    return GrpcCallError.from_rpc_error(error)
-
-
-class RecordedStream:
-    """Iterator over a streaming call's responses that records the whole call once: at its end, error or cancel.
-
-    A stream the task leaves half-read is cancelled when it is dropped (or when the user stops) and recorded as
-    a ``CANCELLED`` failure. The whole-call event's context carries ``messages`` and ``messages_per_second``.
-    Also a ``grpc.Call``: ``cancel()``, ``code()``, ``details()``, metadata accessors pass through.
-    """
-
-    def __init__(
-        self,
-        recorder: CallRecorder,
-        operation: Operation,
-        call: Any,
-        requests: _WatchedRequests | None = None,
-        sent_times: deque[float] | None = None,
-    ) -> None:
-        self._recorder = recorder
-        self._operation = operation
-        self._name = operation.name
-        self._started = operation.started
-        self._call = call
-        self._requests = requests
-        self._sent_times = sent_times
-        self._messages = 0
-        self._bytes = 0
-        recorder.track(self)
-
-    def __iter__(self) -> RecordedStream:
-        return self
-
-    def __next__(self) -> Any:
-        if self._operation.done:
-            raise StopIteration
-        try:
-            message = next(self._call)
-        except StopIteration:
-            self._finish(None)
-            self._recorder.call_succeeded()
-            raise
-        except grpc.RpcError as error:
-            failure = _call_error(error, self._requests)
-            self._finish(failure)
-            if self._requests is not None and self._requests.error is not None:
-                raise self._requests.error from None
-            self._recorder.pause_if_unavailable(failure)
-            raise failure from None
-        except BaseException:  # GreenletExit: the user was stopped while waiting for a message
-            self._call.cancel()
-            self._finish(self._recorder.cancelled(f"stream after {self._messages} messages"))
-            raise
-        self._on_message(message)
-        return message
-
-    def _on_message(self, message: Any) -> None:
-        recorder = self._recorder
-        self._messages += 1
-        size = _size(message)
-        self._bytes += size
-        if self._messages == 1:
-            recorder.fire(self._name, self._started, size, None, request_type=FIRST_MESSAGE)
-        if self._sent_times is not None:
-            if self._sent_times:
-                recorder.fire(self._name, self._sent_times.popleft(), size, None, request_type=MESSAGE_ROUND_TRIP)
-        elif recorder.send_time is not None:
-            sent_at = recorder.send_time(message)
-            if sent_at is not None:
-                # Wall clocks on both sides: only meaningful with synchronised clocks (same host here).
-                age_s = max(0.0, time.time() - sent_at)
-                recorder.fire(self._name, time.perf_counter() - age_s, size, None, request_type=MESSAGE_LATENCY)
-
-    def _finish(self, error: BaseException | None) -> None:
-        """Record the whole call once, with its message count and rate in the event's context."""
-        elapsed = time.perf_counter() - self._started
-        self._operation.finish(
-            error,
-            self._bytes,
-            {"messages": self._messages, "messages_per_second": self._messages / elapsed if elapsed > 0 else 0.0},
-        )
-
-    @property
-    def messages(self) -> int:
-        """Messages received so far."""
-        return self._messages
-
-    def cancel(self, reason: str = "cancelled by the client") -> bool:
-        """Cancel the call if it is still open; record it as a CANCELLED failure. True if it was open."""
-        if self._operation.done:
-            return False
-        self._call.cancel()
-        self._finish(GrpcCallError(grpc.StatusCode.CANCELLED, f"stream {reason} after {self._messages} messages"))
-        return True
-
-    def __enter__(self) -> RecordedStream:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.cancel("left unfinished")
-
-    def __del__(self) -> None:
-        if not self._operation.done:
-            self.cancel("abandoned half-read")
-
-    def __getattr__(self, attribute: str) -> Any:
-        # code(), details(), initial_metadata(), trailing_metadata(), is_active(), time_remaining(), ...
-        return getattr(self._call, attribute)
-
-
 class _Recorded:
     """Common part of the four recording multicallables."""
 
@@ -289,7 +143,7 @@ class _RecordedUnaryResponse(_Recorded):
         """The call itself: the response, or ``(response, call)`` when ``with_call`` (a dearer path in grpc)."""
         recorder = self._recorder
         timeout, metadata = recorder.call_options(timeout, metadata)
-        requests = _WatchedRequests(request, None) if self._streams_requests else None
+        requests = WatchedRequests(request, None) if self._streams_requests else None
         # A plain blocking call is the cheapest path through grpc under gevent: future() starts a channel thread
         # per call when calls do not overlap, and with_call() builds a call object (measured ~7 % dearer), so it is
         # used only when asked for. Killing a greenlet inside a blocking call would strand the call, so
@@ -301,9 +155,9 @@ class _RecordedUnaryResponse(_Recorded):
             try:
                 result = invoke(argument, timeout=timeout, metadata=metadata, **kwargs)
             except grpc.RpcError as error:
-                call.failure = _call_error(error, requests)
+                call.failure = call_error(error, requests)
             else:
-                call.length = _size(result[0] if with_call else result)
+                call.length = message_size(result[0] if with_call else result)
         failure = call.failure
         if failure is None:
             recorder.call_succeeded()
@@ -344,7 +198,7 @@ class _RecordedStreamResponse(_Recorded):
         timeout: Any,
         metadata: Metadata | None,
         kwargs: Any,
-        requests: _WatchedRequests | None = None,
+        requests: WatchedRequests | None = None,
         sent_times: deque[float] | None = None,
     ) -> RecordedStream:
         recorder = self._recorder
@@ -374,7 +228,7 @@ class RecordedStreamStream(_RecordedStreamResponse):
         self, request_iterator: Any, timeout: Any = USER_DEFAULT, metadata: Metadata | None = None, **kwargs: Any
     ) -> RecordedStream:
         sent_times: deque[float] | None = deque() if self._recorder.bidi_round_trips else None
-        requests = _WatchedRequests(request_iterator, sent_times)
+        requests = WatchedRequests(request_iterator, sent_times)
         return self._open(requests, timeout, metadata, kwargs, requests, sent_times)
 
 

@@ -23,10 +23,12 @@ from gevent.lock import Semaphore
 from locust_ext.websocket.errors import os_error_text
 from locust_ext.websocket.frames import Frame, FrameReader, ProtocolError, encode_frame
 
-__all__ = ["RECV_BYTES", "Link", "LinkClosed"]
+__all__ = ["CONTROL_SEND_TIMEOUT_S", "RECV_BYTES", "Link", "LinkClosed"]
 
 #: Bytes asked of the socket per read: many small frames at once, and still below glibc's mmap threshold.
 RECV_BYTES = 65536
+#: How long a control frame (a close, a pong, a keepalive ping) may wait to leave.
+CONTROL_SEND_TIMEOUT_S = 1.0
 
 
 class LinkClosed(Exception):
@@ -87,6 +89,17 @@ class Link:
             self._send_rest(data, deadline)
         finally:
             writing.release()
+
+    def send_control(self, opcode: int, payload: bytes) -> None:
+        """Send a close, pong or ping within :data:`CONTROL_SEND_TIMEOUT_S`; a link too broken to take it is
+        left for the reader to record."""
+        with contextlib.suppress(LinkClosed, TimeoutError):
+            self.send(opcode, payload, time.perf_counter() + CONTROL_SEND_TIMEOUT_S)
+
+    @property
+    def sending(self) -> bool:
+        """Whether a frame is going out in parts (a writer holds the write lock, waiting for the socket)."""
+        return self._writing.locked()
 
     def _send_rest(self, data: bytes | memoryview, deadline: float | None) -> None:
         """Send ``data`` (waiting for the socket as needed) while holding the write lock; abort when late."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -14,17 +13,16 @@ __all__ = ["Waiter"]
 
 
 class Waiter:
-    """A request (or ping) waiting for its reply; ``match`` is None for id-correlated requests.
+    """A request (or ping) waiting for its reply (what it waits for is the correlation core's business).
 
     Lighter than an ``AsyncResult``: one task greenlet waits, and the first of its wake-ups (its reply or a
     drop's failure settling it, the deadline timer, the read turn handed to it, the socket turning readable
     while it holds the turn) resumes it with one switch from the hub; later ones do nothing.
     """
 
-    __slots__ = ("_greenlet", "match", "outcome")
+    __slots__ = ("_greenlet", "outcome")
 
-    def __init__(self, match: Callable[[Message], bool] | None = None) -> None:
-        self.match = match
+    def __init__(self) -> None:
         #: None while waiting; then ``(reply, length)``, or the failure to raise.
         self.outcome: tuple[Message, int] | BaseException | None = None
         self._greenlet: Any = None
