@@ -51,6 +51,8 @@ FEATURES: tuple[str, ...] = (
     "locust_ext.thresholds.locust_hooks",
     # WebSocket users: --ws-fd-reserve; connection gauges, console and web UI.
     "locust_ext.websocket.locust_hooks",
+    # gRPC users: --grpc-transport (grpcio or native) for GrpcUser classes that set no transport.
+    "locust_ext.grpc.locust_hooks",
     # Load shapes: --stages / --shape build the run's LoadTestShape (checked before load, web UI parameters).
     "locust_ext.shapes.locust_hooks",
     # Iterations: --iteration-limit (exact count) and the open model (--arrival-rate / --arrival-stages).

@@ -1,12 +1,18 @@
-"""Opening gRPC channels for load: TLS credentials, options, and real per-user TCP connections.
+"""Opening gRPC channels for load: the transport, TLS credentials, options, and real per-user TCP connections.
+
+Two transports open the channel: ``"grpcio"`` (grpc's own, under gevent) and ``"native"`` (HTTP/2 on gevent
+sockets, :mod:`locust_ext.grpc.native`). A user class picks one with ``GrpcUser.transport``; otherwise the run's
+choice applies (``--grpc-transport`` / ``LOCUST_GRPC_TRANSPORT``, default ``"grpcio"``).
 
 grpc shares subchannels (TCP connections) between channels with the same target and options through a
-process-wide pool, so "a channel per user" would silently become one connection for every user. Each channel
-here asks for its own subchannel pool (``grpc.use_local_subchannel_pool``), so a channel is a connection.
+process-wide pool, so "a channel per user" would silently become one connection for every user. Each grpcio
+channel here asks for its own subchannel pool (``grpc.use_local_subchannel_pool``), so a channel is a
+connection; a native channel always is one.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +24,33 @@ import grpc
 from locust_ext.grpc.errors import GrpcConfigError
 from locust_ext.grpc.target import GrpcTarget
 
-__all__ = ["ChannelSpec", "SharedChannels", "open_channel", "tls_credentials"]
+__all__ = [
+    "DEFAULT_TRANSPORT",
+    "TRANSPORTS",
+    "ChannelSpec",
+    "SharedChannels",
+    "open_channel",
+    "run_transport",
+    "set_run_transport",
+    "tls_credentials",
+]
+
+#: The gRPC transports a channel can be opened with.
+TRANSPORTS = ("grpcio", "native")
+DEFAULT_TRANSPORT = "grpcio"
+_run_transport: str | None = None
+
+
+def set_run_transport(transport: str | None) -> None:
+    """The run-wide transport (``--grpc-transport``), for user classes that do not set ``transport``."""
+    global _run_transport
+    _run_transport = transport
+
+
+def run_transport() -> str:
+    """The run's transport: the flag once Locust parsed it, else ``LOCUST_GRPC_TRANSPORT``, else grpcio."""
+    return _run_transport or os.environ.get("LOCUST_GRPC_TRANSPORT") or DEFAULT_TRANSPORT
+
 
 #: Makes grpc give this channel subchannels of its own instead of sharing the process-wide pool.
 OWN_CONNECTION_OPTION = ("grpc.use_local_subchannel_pool", 1)
@@ -35,6 +67,7 @@ class ChannelSpec:
     client_certificate: str | None = None
     client_key: str | None = None
     server_name_override: str | None = None
+    transport: str = DEFAULT_TRANSPORT
     owner: str = field(default="GrpcUser", compare=False)
 
     def credentials(self) -> grpc.ChannelCredentials:
@@ -54,6 +87,17 @@ class ChannelSpec:
             raise GrpcConfigError(
                 f"{self.owner}: TLS settings are set but host {self.target.address!r} is plaintext; use grpcs://"
             )
+        if self.transport not in TRANSPORTS:
+            raise GrpcConfigError(
+                f"{self.owner}: transport {self.transport!r} is not one of {', '.join(map(repr, TRANSPORTS))}"
+            )
+        if self.transport == "native":
+            from locust_ext.grpc.native import UnsupportedOption, check_options
+
+            try:
+                check_options(self.channel_options(), self.compression)
+            except UnsupportedOption as exc:
+                raise GrpcConfigError(f"{self.owner}: {exc}") from None
         if self.target.secure:
             self.credentials()
 
@@ -62,6 +106,14 @@ def tls_credentials(
     owner: str, root_certificates: str | None, client_certificate: str | None, client_key: str | None
 ) -> grpc.ChannelCredentials:
     """Credentials from PEM paths; raises GrpcConfigError naming ``owner``'s attribute and path when one is unusable."""
+    root, key, chain = _tls_files(owner, root_certificates, client_certificate, client_key)
+    return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=chain)
+
+
+def _tls_files(
+    owner: str, root_certificates: str | None, client_certificate: str | None, client_key: str | None
+) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """(root certificates, client key, client chain) as PEM bytes, each None when not configured."""
     if bool(client_certificate) != bool(client_key):
         raise GrpcConfigError(f"{owner}: client_certificate and client_key must be set together")
 
@@ -73,15 +125,26 @@ def tls_credentials(
         except OSError as exc:
             raise GrpcConfigError(f"{owner}.{attribute} = {path!r}: cannot read: {exc.strerror or exc}") from None
 
-    return grpc.ssl_channel_credentials(
-        root_certificates=read("root_certificates", root_certificates),
-        private_key=read("client_key", client_key),
-        certificate_chain=read("client_certificate", client_certificate),
+    return (
+        read("root_certificates", root_certificates),
+        read("client_key", client_key),
+        read("client_certificate", client_certificate),
     )
 
 
+def _open_native(spec: ChannelSpec) -> grpc.Channel:
+    from locust_ext.grpc.native import NativeChannel, tls_context
+
+    tls = None
+    if spec.target.secure:
+        tls = tls_context(*_tls_files(spec.owner, spec.root_certificates, spec.client_certificate, spec.client_key))
+    return NativeChannel(spec.target.address, tls=tls, options=spec.channel_options(), compression=spec.compression)
+
+
 def open_channel(spec: ChannelSpec) -> grpc.Channel:
-    """A new channel with a TCP connection of its own."""
+    """A new channel with a TCP connection of its own, on the spec's transport."""
+    if spec.transport == "native":
+        return _open_native(spec)
     options: Sequence[tuple[str, Any]] = spec.channel_options()
     if spec.target.secure:
         return grpc.secure_channel(spec.target.address, spec.credentials(), options, spec.compression)

@@ -1,0 +1,37 @@
+"""Locust wiring of GrpcUser: the ``--grpc-transport`` flag.
+
+``--grpc-transport`` is the run-wide choice of transport for GrpcUser classes that do not set ``transport``
+themselves: ``grpcio`` (grpc's own channel under gevent, the default) or ``native`` (HTTP/2 on gevent sockets,
+:mod:`locust_ext.grpc.native`). Everything else is configured with typed class attributes on the user; the
+user classes' settings and host (transport included) are checked by :mod:`locust_ext.locust_hooks`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust.env import Environment
+
+from locust_ext.grpc.channels import DEFAULT_TRANSPORT, TRANSPORTS, set_run_transport
+
+__all__ = ["add_arguments", "on_init"]
+
+
+def add_arguments(parser: Any, **_: Any) -> None:
+    """``--grpc-transport``, in its own group, with an env var."""
+    group = parser.add_argument_group("gRPC users", "channels of GrpcUser classes")
+    group.add_argument(
+        "--grpc-transport",
+        env_var="LOCUST_GRPC_TRANSPORT",
+        choices=TRANSPORTS,
+        default=DEFAULT_TRANSPORT,
+        help=f"transport of GrpcUser classes that set no `transport` (default {DEFAULT_TRANSPORT}; "
+        "native: HTTP/2 on gevent sockets, cheaper per call)",
+    )
+
+
+def on_init(environment: Environment, **_: Any) -> None:
+    """Set this process's run-wide transport from the flag."""
+    options = environment.parsed_options
+    if options is not None:
+        set_run_transport(getattr(options, "grpc_transport", None))

@@ -1,0 +1,33 @@
+"""GrpcUser's own tests (tests/test_grpc_user.py), every one of them again on the native transport.
+
+The same users, stubs, backends, recorded events and failure texts, with ``--grpc-transport native`` in force
+(the run-wide choice, through ``LOCUST_GRPC_TRANSPORT`` for the Locust processes the tests start): the native
+channel is a drop-in for grpcio's wherever GrpcUser and its recording channel rely on a call's behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from locust_ext.grpc import channels
+from tests import test_grpc_user
+
+fresh_counters = test_grpc_user.fresh_counters
+globals().update({name: value for name, value in vars(test_grpc_user).items() if name.startswith("test_")})
+
+
+@pytest.fixture(autouse=True)
+def native_transport(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("LOCUST_GRPC_TRANSPORT", "native")
+    channels.set_run_transport("native")
+    try:
+        yield
+    finally:
+        channels.set_run_transport(None)
+
+
+def test_the_users_here_run_on_the_native_transport(grpc_backend: test_grpc_user.Backend) -> None:
+    user, _ = test_grpc_user.one_user(test_grpc_user.Hello, grpc_backend)
+    assert type(user.raw_channel).__module__ == "locust_ext.grpc.native.channel"
