@@ -12,9 +12,9 @@ What happens at import, and why it cannot wait for ``init`` (this list is the wh
    the only code that runs in between. A locustfile triggers it by importing any name from ``locust_ext``
    (``from locust_ext import GrpcUser``), the user packages ``locust_ext.grpc`` or ``locust_ext.websocket``,
    or this module itself (``import locust_ext.plugin``: Locust's own users with the suite's flags).
-2. Importing ``locust_ext.grpc`` switches grpc to gevent (:mod:`locust_ext.grpc.gevent_support`): grpc
-   requires it before any grpc object exists, and every gRPC module of the suite is imported through that
-   package.
+2. Importing ``locust_ext.grpc`` (which registering the suite does, for the gRPC wiring) switches grpc to
+   gevent (:mod:`locust_ext.grpc.gevent_support`): grpc requires it before any grpc object exists, and every
+   gRPC module of the suite is imported through that package.
 3. The first :func:`locust_ext.derived.register_derived` (made when the gRPC or WebSocket user modules are
    imported) wraps ``RequestStats.log_request`` / ``log_error`` once per process, so derived measurements stay
    out of Locust's total also in an Environment built in code, where no ``init`` fires.
@@ -24,8 +24,9 @@ What happens at import, and why it cannot wait for ``init`` (this list is the wh
 
 Importing Locust itself patches the standard library with gevent; that is Locust's doing, and the suite
 imports it only where it uses it. Everything else happens at ``init``, per Environment: listener objects,
-flag checks (exit 2 before load), the process's latency buckets (Locust's bucket function is process-wide; a
-Locust process has one Environment) and WebSocket descriptor reserve. Once a run with ``--iteration-limit`` or
+flag checks (exit 2 before load), and the process-wide settings a flag gives (a Locust process has one
+Environment): latency buckets (Locust's bucket function is process-wide), the WebSocket descriptor reserve (the
+open-file limit is the process's) and the default gRPC transport. Once a run with ``--iteration-limit`` or
 the open model starts, :mod:`locust_ext.iterations` wraps ``TaskSet.execute_task`` (once per process, a no-op
 for Environments without iteration controllers: Locust has no iteration event), that Environment's
 ``events.request.fire`` (open model: latency from the intended start) and each of its users' ``wait_time``
