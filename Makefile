@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := .cache/statsd/.installed
+GRPC_JS_STAMP := .cache/grpc-js-server/.installed
 DEMO_TIME ?= 20s
 DEMO_USERS ?= 20
 
@@ -21,6 +22,11 @@ $(STAMP): pyproject.toml
 # The reference statsd daemon (Node) that the StatsD end-to-end test talks to.
 $(NODE_STAMP):
 	npm install --prefix .cache/statsd --no-audit --no-fund statsd@0.9.0
+	@touch $@
+
+# @grpc/grpc-js for the native gRPC transport's conformance tests (tests/node_grpc_server.js) and the benches.
+$(GRPC_JS_STAMP):
+	npm install --prefix .cache/grpc-js-server --no-audit --no-fund @grpc/grpc-js@1.14.7 @grpc/proto-loader@0.8.1
 	@touch $@
 
 protos: $(STAMP)
@@ -57,7 +63,7 @@ system-deps:
 	         "The tests that need them skip."; \
 	fi
 
-test: system-deps lint $(NODE_STAMP)
+test: system-deps lint $(NODE_STAMP) $(GRPC_JS_STAMP)
 	$(PY) -m pytest
 
 # Style, types, and the import contracts in pyproject.toml (who may import whom: docs/architecture.md).
