@@ -401,7 +401,9 @@ def test_grpc_by_reflection_with_processes(tmp_path: Path) -> None:
     with running_backend("grpc") as backend:
         grpc_counters(backend, reset=True)
         args = ["--call", "loadtest.v1.Echo/EchoBidi", "-d", '[{"payload": "YQ=="}, {"payload": "Yg=="}]']
+        port = str(free_port())  # not Locust's default 5557: other runs on the machine may hold it
         locust = ["--headless", "-u", "4", "-r", "4", "-t", "60s", "--iteration-limit", str(CALLS), "--processes", "2"]
+        locust += ["--master-bind-port", port, "--master-port", port]
         result = run(command("grpc", backend.address, *args, *locust, "--json-file", str(tmp_path / "out")))
         assert result.returncode == 0, result.stderr[-2000:]
         calls = [entry for entry in json_stats(tmp_path / "out") if entry["method"] == "grpc"]
