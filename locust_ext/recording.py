@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Any, Final
 
@@ -50,7 +51,7 @@ class Recorder:
     when the user is killed mid-call).
     """
 
-    __slots__ = ("_cancelled", "context", "failure_type", "in_flight", "request_event", "request_type")
+    __slots__ = ("_cancelled", "context", "failure_type", "in_flight", "request_event", "request_type", "start")
 
     def __init__(
         self,
@@ -69,6 +70,10 @@ class Recorder:
         self.context = context
         #: Tracked operations awaiting their outcome; a graceful stop waits for them before a kill.
         self.in_flight = CallsInFlight()
+        #: ``start(name, cut_short, tracked=True)``: start timing an :class:`Operation`; ``cut_short`` says what
+        #: a kill interrupts. Tracked operations raise ``StopUser`` here once the user is being stopped (nothing
+        #: is recorded). (A partial, not a method: one Python call less on every operation's path.)
+        self.start: Callable[..., Operation] = partial(Operation, self)
 
     def fire(
         self,
@@ -97,26 +102,20 @@ class Recorder:
         )
         return elapsed_ms
 
-    def start(self, name: str, cut_short: str, *, tracked: bool = True) -> Operation:
-        """Start timing an operation; ``cut_short`` says what a kill interrupts (``cancelled(cut_short)``).
-
-        Tracked operations raise ``StopUser`` here once the user is being stopped (nothing is recorded).
-        """
-        if tracked:
-            self.in_flight.starting()
-        return Operation(self, name, cut_short, tracked)
-
     def cancelled(self, cut_short: str) -> BaseException:
         """The failure recorded for an operation ``cut_short`` interrupted."""
         return self._cancelled(cut_short)
 
 
 class Operation:
-    """One operation being timed; a context manager that records it once, however it ends."""
+    """One operation being timed (from :meth:`Recorder.start`); a context manager that records it once, however
+    it ends."""
 
     __slots__ = ("_cut_short", "_recorder", "_tracked", "done", "failure", "length", "name", "started")
 
-    def __init__(self, recorder: Recorder, name: str, cut_short: str, tracked: bool) -> None:
+    def __init__(self, recorder: Recorder, name: str, cut_short: str, tracked: bool = True) -> None:
+        if tracked:
+            recorder.in_flight.starting()
         self._recorder = recorder
         self._cut_short = cut_short
         self._tracked = tracked
@@ -166,8 +165,12 @@ class Operation:
     ) -> None:
         if self.done:
             return
-        if exc is None:
-            self.finish()
+        if exc is None:  # finish(), written out: this is on every operation's path
+            self.done = True
+            recorder = self._recorder
+            if self._tracked:
+                recorder.in_flight.ended()
+            recorder.fire(self.name, self.started, self.length, self.failure)
         elif isinstance(exc, self._recorder.failure_type):
             self.finish(exc)
         else:

@@ -1,72 +1,141 @@
-"""Opening a session's connection, and opening it again after a drop, on a greenlet that lives only meanwhile.
+"""A session's connection over its life: opened, lost, reopened after a drop, shut down when the session closes.
 
 Each attempt is recorded as a ``connect`` event (TCP connect + TLS handshake + HTTP upgrade, performed by
 websocket-client); failed attempts are retried, and a dropped connection is reopened, after the backoff of
-the :class:`~locust_ext.websocket.reconnect.ReconnectPolicy` (None: one attempt, no reconnect). Every open
-connection holds one open-file descriptor of the process's :class:`~locust_ext.websocket.preflight.FdBudget`.
+the :class:`~locust_ext.websocket.reconnect.ReconnectPolicy` (None: one attempt, no reconnect), on a
+greenlet that lives only while connecting or backing off. When the connection drops, a ``disconnect``
+failure is recorded and every request still waiting on it fails at once. Every open connection holds one
+open-file descriptor of the process's :class:`~locust_ext.websocket.preflight.FdBudget`.
 """
 
 from __future__ import annotations
 
+import struct
+import time
 from collections.abc import Callable
 
 import gevent
+from gevent.event import Event
 from websocket import WebSocket
 
 from locust_ext.recording import Recorder
+from locust_ext.websocket.correlation import Correlator
 from locust_ext.websocket.errors import WebSocketFailure, connect_failure
+from locust_ext.websocket.events import DISCONNECT_TYPE
+from locust_ext.websocket.frames import OP_CLOSE
+from locust_ext.websocket.gauges import ConnectionCounts
+from locust_ext.websocket.keepalive import Keepalive
 from locust_ext.websocket.link import Link
 from locust_ext.websocket.options import ConnectOptions
 from locust_ext.websocket.preflight import FdBudget
+from locust_ext.websocket.read_turn import ReadTurn
 from locust_ext.websocket.reconnect import ReconnectPolicy
+from locust_ext.websocket.waiter import Waiter
 
 __all__ = ["Connector"]
 
 
 class Connector:
-    """Connects per ``options`` and ``policy``; ``on_open(link, after_drop)`` takes each connection made,
-    ``on_give_up()`` is called when connecting stops for good without one."""
-
-    __slots__ = ("_budget", "_greenlet", "_on_give_up", "_on_open", "_options", "_policy", "_recorder", "closing")
+    """Connects per ``options`` and ``policy``; each connection made is read by :attr:`read_turn`, whose
+    ``on_frame`` handles the frames; the connection's end is :meth:`lost`."""
 
     def __init__(
         self,
         options: ConnectOptions,
         policy: ReconnectPolicy | None,
+        *,
         budget: FdBudget,
         recorder: Recorder,
-        on_open: Callable[[Link, bool], None],
-        on_give_up: Callable[[], None],
+        counts: ConnectionCounts,
+        correlator: Correlator[Waiter],
+        keepalive: Keepalive,
+        on_frame: Callable[[Link, int, bytes], str | None],
     ) -> None:
         self._options = options
         self._policy = policy
         self._budget = budget
         self._recorder = recorder
-        self._on_open = on_open
-        self._on_give_up = on_give_up
+        self._counts = counts
+        self._correlator = correlator
+        self._keepalive = keepalive
+        #: Who reads the connection (``read_turn.holder``) and the connection itself (``read_turn.link``).
+        self.read_turn = ReadTurn(correlator, keepalive, on_frame, self.lost)
         self._greenlet: gevent.Greenlet | None = None
-        #: Set when the session closes: no more attempts.
+        #: Set while connected, and for good once connecting has stopped (so waiters wake either way).
+        self._ready = Event()
+        self._started = False
+        #: Connecting is over for good.
+        self._stopped = False
+        #: Set when the session closes: no more attempts, and the end of the connection is no drop.
         self.closing = False
+        self._connected_at = 0.0
 
-    @property
-    def reconnects(self) -> bool:
-        """Whether a dropped connection is reopened."""
-        return self._policy is not None
+    def start(self) -> None:
+        """Start connecting on a greenlet of its own (the first call only)."""
+        if not self._started:
+            self._started = True
+            self._greenlet = gevent.spawn(self._connect_loop, False)
 
-    def start(self, after_drop: bool = False) -> None:
-        """Connect on a greenlet of its own (after a first backoff when reconnecting after a drop)."""
-        self._greenlet = gevent.spawn(self._connect_loop, after_drop)
+    def wait_connected(self, timeout: float | None) -> bool:
+        """Block until connected (True), connecting gave up or ``timeout`` passed (False)."""
+        self._ready.wait(timeout)
+        return self.read_turn.link is not None
 
-    def stop(self) -> None:
-        """Stop connecting (from any greenlet but the connector's own); a connection being made is cancelled."""
-        self.closing = True
+    def link(self, deadline: float | None) -> Link:
+        """The open connection, waiting for one until ``deadline``; raises the failure to record otherwise."""
+        link = self.read_turn.link
+        if link is not None:
+            return link
+        if not self._started or self._stopped:
+            raise WebSocketFailure("disconnect", "not connected")
+        self._ready.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
+        link = self.read_turn.link
+        if link is not None:
+            return link
+        if self._stopped:
+            raise WebSocketFailure("disconnect", "not connected")
+        raise WebSocketFailure("timeout", "not connected in time")
+
+    def shutdown(self) -> None:
+        """Stop connecting and close the connection (close code 1000); call it once ``closing`` is set."""
         greenlet = self._greenlet
         if greenlet is not None and greenlet is not gevent.getcurrent():
             greenlet.kill()
+        link = self.read_turn.link
+        if link is not None:
+            try:
+                link.send_control(OP_CLOSE, struct.pack("!H", 1000))
+            finally:  # even when killed meanwhile: the connection must not outlive its session
+                self.lost(link, None)
+        self._connecting_ended()
 
-    def release(self) -> None:
-        """A connection this connector made has closed: its descriptor is free again."""
+    def lost(self, link: Link, detail: str | None) -> None:
+        """The connection ended (``detail`` None: closed by the client): count it, record an unexpected end,
+        fail its waiters, then reconnect."""
+        if self.read_turn.link is not link:
+            return
+        self.read_turn.close()
+        self._ready.clear()
+        self._counts.open -= 1
+        self._keepalive.stop()
+        link.close()
         self._budget.release()
+        failure = WebSocketFailure("disconnect", detail or "closed by the client")
+        if detail is not None and not self.closing:
+            self._counts.drops += 1
+            self._recorder.fire("disconnect", self._connected_at, 0, failure, DISCONNECT_TYPE)
+        for waiter in self._correlator.drop():
+            waiter.set(failure)
+        if self.closing:
+            return
+        if self._policy is None:
+            self._connecting_ended()
+        else:
+            self._greenlet = gevent.spawn(self._connect_loop, True)
+
+    def _connecting_ended(self) -> None:
+        self._stopped = True
+        self._ready.set()
 
     def _connect_loop(self, after_drop: bool) -> None:
         policy = self._policy
@@ -76,17 +145,26 @@ class Connector:
             gevent.sleep(policy.delay(attempt))
             attempt += 1
         while not self.closing:
-            link = self.attempt()
+            link = self._attempt()
             if link is not None:
-                self._on_open(link, after_drop)
+                self._opened(link, after_drop)
                 return
             if policy is None or policy.gives_up(attempt):
                 break
             gevent.sleep(policy.delay(attempt))
             attempt += 1
-        self._on_give_up()
+        self._connecting_ended()
 
-    def attempt(self) -> Link | None:
+    def _opened(self, link: Link, after_drop: bool) -> None:
+        self._connected_at = time.perf_counter()
+        self._counts.open += 1
+        if after_drop:
+            self._counts.reconnects += 1
+        self.read_turn.open(link)
+        self._keepalive.start(link)
+        self._ready.set()
+
+    def _attempt(self) -> Link | None:
         """One attempt, recorded as a ``connect`` event; the open connection, or None."""
         options = self._options
         with self._recorder.start("connect", "closed while connecting", tracked=False) as operation:

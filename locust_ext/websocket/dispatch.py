@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from locust_ext.recording import Recorder
-from locust_ext.websocket.correlation import Correlator, LateReply, MatchFailed
+from locust_ext.websocket.correlation import Correlator, LateReply
 from locust_ext.websocket.errors import WebSocketFailure, close_detail
 from locust_ext.websocket.events import LATE_REPLY, LATE_REPLY_TYPE, PUSH_TYPE
 from locust_ext.websocket.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
@@ -33,33 +33,37 @@ PushHandler = tuple[Callable[[Message], bool], Callable[[Message], Any]]
 class Dispatcher:
     """Frames to the correlation core, and what it answers to waiters, records and push handlers."""
 
-    __slots__ = ("_correlator", "_keepalive", "_on_lost", "_recorder", "_settings", "handlers")
+    __slots__ = ("_correlator", "_keepalive", "_recorder", "_settings", "handlers")
 
     def __init__(
-        self,
-        settings: SessionSettings,
-        correlator: Correlator[Waiter],
-        keepalive: Keepalive,
-        recorder: Recorder,
-        on_lost: Callable[[Link, str | None], None],
+        self, settings: SessionSettings, correlator: Correlator[Waiter], keepalive: Keepalive, recorder: Recorder
     ) -> None:
         self._settings = settings
         self._correlator = correlator
         self._keepalive = keepalive
         self._recorder = recorder
-        self._on_lost = on_lost
         #: ``(predicate, handler)`` pairs, in the order they were added.
         self.handlers: list[PushHandler] = []
 
-    def frame(self, link: Link, opcode: int, payload: bytes) -> None:
-        """Dispatch a message; answer a ping; settle a pong's waiter; a close frame's code and reason end the link."""
+    def frame(self, link: Link, opcode: int, payload: bytes) -> str | None:
+        """Dispatch a message; answer a ping; settle a pong's waiter. Returns why the connection ends, if it
+        does: a close frame (its code and reason), a text frame that is not UTF-8."""
         if opcode in (OP_TEXT, OP_BINARY):
             try:
                 message = decode(opcode, payload, self._settings.decode_json)
             except UnicodeDecodeError:
-                self._on_lost(link, "protocol error: a text frame that is not UTF-8")
-                return
-            self.message(message, len(payload))
+                return "protocol error: a text frame that is not UTF-8"
+            # To the request waiting for it, else a late reply, else a push.
+            found = self._correlator.deliver(message)
+            if isinstance(found, Waiter):
+                found.set((message, len(payload)))
+            elif found is None:
+                self._push(message, len(payload))
+            elif isinstance(found, LateReply):
+                late = WebSocketFailure("late", "reply after its request gave up")
+                self._recorder.fire(LATE_REPLY, found.sent_at, len(payload), late, LATE_REPLY_TYPE)
+            else:
+                found.waiter.set(WebSocketFailure("error", found.detail))
         elif opcode == OP_PONG:
             if not self._keepalive.pong(payload):
                 waiter = self._correlator.pong(payload)
@@ -69,20 +73,8 @@ class Dispatcher:
             link.send_control(OP_PONG, payload)
         elif opcode == OP_CLOSE:
             link.send_control(OP_CLOSE, payload[:2])
-            self._on_lost(link, close_detail(payload))
-
-    def message(self, message: Message, length: int) -> None:
-        """Hand a message to the request waiting for it, else record a late reply, else a push."""
-        found = self._correlator.deliver(message)
-        if found is None:
-            self._push(message, length)
-        elif isinstance(found, LateReply):
-            late = WebSocketFailure("late", "reply after its request gave up")
-            self._recorder.fire(LATE_REPLY, found.sent_at, length, late, LATE_REPLY_TYPE)
-        elif isinstance(found, MatchFailed):
-            found.waiter.set(WebSocketFailure("error", found.detail))
-        else:
-            found.set((message, length))
+            return close_detail(payload)
+        return None
 
     def _push(self, message: Message, length: int) -> None:
         hooks = self._settings

@@ -28,17 +28,18 @@ __all__ = ["ReadTurn"]
 class ReadTurn:
     """The read turn of one session: :attr:`link` is the open connection, :attr:`holder` the greenlet reading it.
 
-    ``on_frame(link, opcode, payload)`` handles each frame read; ``on_lost(link, reason)`` is told when the
-    connection ended or broke. Both run on the greenlet holding the turn.
+    ``on_frame(link, opcode, payload)`` handles each frame read and returns why the connection ends, if it
+    does; ``on_lost(link, reason)`` is told when the connection ended or broke. Both run on the greenlet
+    holding the turn.
     """
 
-    __slots__ = ("_correlator", "_keepalive", "_on_frame", "_on_lost", "holder", "link")
+    __slots__ = ("_correlator", "_keepalive", "_on_frame", "_on_lost", "_parked", "holder", "link")
 
     def __init__(
         self,
         correlator: Correlator[Waiter],
         keepalive: Keepalive,
-        on_frame: Callable[[Link, int, bytes], None],
+        on_frame: Callable[[Link, int, bytes], str | None],
         on_lost: Callable[[Link, str | None], None],
     ) -> None:
         self._correlator = correlator
@@ -49,6 +50,8 @@ class ReadTurn:
         self.link: Link | None = None
         #: The greenlet whose turn it is to read: a waiting request's, an idle reader, or None (the watcher's).
         self.holder: Any = None
+        #: Requests asleep until the turn is handed to them (so a turn given up alone wakes nobody, cheaply).
+        self._parked = 0
 
     def open(self, link: Link) -> None:
         """Read a new connection: its watcher holds the turn until a request or a readable socket takes it."""
@@ -86,7 +89,12 @@ class ReadTurn:
                     if not nested and self.holder is me:
                         self.pass_on()
                 break
-            if not waiter.wait(remaining):
+            self._parked += 1
+            try:
+                woken = waiter.wait(remaining)
+            finally:
+                self._parked -= 1
+            if not woken:
                 break
         return waiter.outcome
 
@@ -116,7 +124,7 @@ class ReadTurn:
             self.holder = gevent.spawn(self._read_idle, link)
             return
         link.watcher.start(self._on_readable)
-        if self._correlator.busy:
+        if self._parked:
             for waiter in self._correlator.waiting():
                 if waiter.waiting:
                     waiter.nudge()
@@ -153,6 +161,8 @@ class ReadTurn:
                 self._keepalive.last_received = time.perf_counter()  # any bytes, even of a frame still incomplete
         while inbox and self.link is link:
             opcode, payload = inbox.popleft()
-            self._on_frame(link, opcode, payload)
+            ended = self._on_frame(link, opcode, payload)
+            if ended is not None:
+                self._on_lost(link, ended)
         if link.broken is not None and not inbox:
             self._on_lost(link, link.broken)

@@ -8,8 +8,8 @@ layers over its sans-I/O ``Protocol``:
   or a short-lived reader;
 - :class:`~locust_ext.websocket.dispatch.Dispatcher`: what each frame read does (settle a request, record a
   late reply or a push, answer a ping, end the connection on a close frame);
-- :class:`~locust_ext.websocket.connector.Connector` and :class:`~locust_ext.websocket.keepalive.Keepalive`:
-  connects and reconnects, idle-time pings;
+- :class:`~locust_ext.websocket.connector.Connector`: the connection's life (connects, reconnects with
+  backoff, drops, the close), and :class:`~locust_ext.websocket.keepalive.Keepalive`: idle-time pings;
 - :class:`~locust_ext.websocket.link.Link`: frames on the socket (the codec, ``frames.py``, is sans-I/O).
 
 Every event goes through one :class:`~locust_ext.recording.Recorder` (what each means:
@@ -19,13 +19,10 @@ request still waiting on it fails at once, and the connector reconnects per the 
 
 from __future__ import annotations
 
-import struct
-import time
 from collections.abc import Callable
 from typing import Any
 
 import gevent
-from gevent.event import Event
 from locust.event import EventHook
 
 from locust_ext.recording import USER_DEFAULT
@@ -43,13 +40,12 @@ from locust_ext.websocket.events import (
     REQUEST_TYPE,
     session_recorder,
 )
-from locust_ext.websocket.frames import OP_CLOSE, OP_PING
+from locust_ext.websocket.frames import OP_PING
 from locust_ext.websocket.gauges import ConnectionCounts
 from locust_ext.websocket.keepalive import Keepalive
 from locust_ext.websocket.link import Link, LinkClosed
 from locust_ext.websocket.messages import Message, default_name, encode, type_is
 from locust_ext.websocket.preflight import FdBudget, fd_budget
-from locust_ext.websocket.read_turn import ReadTurn
 from locust_ext.websocket.settings import DEFAULT_RECONNECT, SessionSettings
 from locust_ext.websocket.waiter import Waiter
 
@@ -86,24 +82,24 @@ class WebSocketSession:
         budget: FdBudget = fd_budget,
     ) -> None:
         self.settings = settings
-        self._counts = counts
         self._recorder = recorder = session_recorder(request_event, context)
         #: Requests and pings awaiting their reply; ``WebSocketUser.stop`` waits for them before a kill.
         self.in_flight = recorder.in_flight
         self._correlator: Correlator[Waiter] = Correlator()
-        self._keepalive = Keepalive(settings.ping_interval, settings.ping_timeout, recorder)
-        self._dispatcher = Dispatcher(settings, self._correlator, self._keepalive, recorder, self._lost)
-        #: Who reads the connection (``read_turn.holder``) and the connection itself (``read_turn.link``).
-        self.read_turn = ReadTurn(self._correlator, self._keepalive, self._dispatcher.frame, self._lost)
-        self._connector = Connector(
-            settings.connect, settings.reconnect, budget, recorder, self._opened, self._connecting_ended
+        keepalive = Keepalive(settings.ping_interval, settings.ping_timeout, recorder)
+        self._dispatcher = Dispatcher(settings, self._correlator, keepalive, recorder)
+        self._connector = connector = Connector(
+            settings.connect,
+            settings.reconnect,
+            budget=budget,
+            recorder=recorder,
+            counts=counts,
+            correlator=self._correlator,
+            keepalive=keepalive,
+            on_frame=self._dispatcher.frame,
         )
-        #: Set while connected, and for good once connecting has stopped (so waiters wake either way).
-        self._ready = Event()
-        self._started = False
-        #: Connecting and reconnecting are over for good.
-        self._stopped = False
-        self._connected_at = 0.0
+        #: Who reads the connection (``read_turn.holder``) and the connection itself (``read_turn.link``).
+        self.read_turn = connector.read_turn
 
     # Public API
 
@@ -119,14 +115,11 @@ class WebSocketSession:
 
     def start(self) -> None:
         """Start connecting (and receiving) on the session's own greenlet; returns at once."""
-        if not self._started:
-            self._started = True
-            self._connector.start()
+        self._connector.start()
 
     def wait_connected(self, timeout: float | None = None) -> bool:
         """Block until connected (True), reconnecting gave up or ``timeout`` passed (False)."""
-        self._ready.wait(timeout)
-        return self.read_turn.link is not None
+        return self._connector.wait_connected(timeout)
 
     def request(
         self,
@@ -150,7 +143,7 @@ class WebSocketSession:
             started = operation.started
             deadline = None if timeout is None else started + timeout
             try:
-                link = self.read_turn.link or self._await_connection(deadline)
+                link = self.read_turn.link or self._connector.link(deadline)
                 correlator.expect(waiter, key, match)
                 self._send_frame(link, payload, opcode, deadline)
                 outcome = self.read_turn.await_outcome(waiter, deadline)
@@ -171,7 +164,7 @@ class WebSocketSession:
         timeout = self.settings.request_timeout
         with self._recorder.start(name or default_name(message, "send"), "user stopped mid-send", tracked=False) as op:
             deadline = None if timeout is None else op.started + timeout
-            link = self._await_connection(deadline)
+            link = self._connector.link(deadline)
             payload, opcode = encode(message)
             self._send_frame(link, payload, opcode, deadline)
             op.length = len(payload)
@@ -184,7 +177,7 @@ class WebSocketSession:
         with self._recorder.start(name, "user stopped mid-ping") as operation:
             deadline = None if timeout is None else operation.started + timeout
             try:
-                link = self._await_connection(deadline)
+                link = self._connector.link(deadline)
                 self._correlator.expect_pong(token, waiter)
                 self._send_frame(link, token, OP_PING, deadline)
                 outcome = self.read_turn.await_outcome(waiter, deadline)
@@ -214,25 +207,11 @@ class WebSocketSession:
             return
         self._connector.closing = True
         if wait:
-            self._shutdown()
+            self._connector.shutdown()
         else:
-            gevent.spawn(self._shutdown)
+            gevent.spawn(self._connector.shutdown)
 
     # Sending (from task greenlets)
-
-    def _await_connection(self, deadline: float | None) -> Link:
-        link = self.read_turn.link
-        if link is not None:
-            return link
-        if not self._started or self._stopped:
-            raise WebSocketFailure("disconnect", "not connected")
-        self._ready.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
-        link = self.read_turn.link
-        if link is not None:
-            return link
-        if self._stopped:
-            raise WebSocketFailure("disconnect", "not connected")
-        raise WebSocketFailure("timeout", "not connected in time")
 
     def _send_frame(self, link: Link, payload: bytes, opcode: int, deadline: float | None) -> None:
         try:
@@ -241,52 +220,3 @@ class WebSocketSession:
             raise WebSocketFailure("timeout", "send did not finish in time") from None
         except LinkClosed as exc:
             raise WebSocketFailure("disconnect", f"send failed: {exc}") from None
-
-    # The connection's life: opened by the connector, lost when it ends, shut down by close()
-
-    def _opened(self, link: Link, after_drop: bool) -> None:
-        self._connected_at = time.perf_counter()
-        self._counts.open += 1
-        if after_drop:
-            self._counts.reconnects += 1
-        self.read_turn.open(link)
-        self._keepalive.start(link)
-        self._ready.set()
-
-    def _lost(self, link: Link, detail: str | None) -> None:
-        """The connection ended: count it, record an unexpected end, fail its waiters, then reconnect."""
-        if self.read_turn.link is not link:
-            return
-        self.read_turn.close()
-        self._ready.clear()
-        self._counts.open -= 1
-        self._keepalive.stop()
-        link.close()
-        self._connector.release()
-        failure = WebSocketFailure("disconnect", detail or "closed by the client")
-        closing = self._connector.closing
-        if detail is not None and not closing:
-            self._counts.drops += 1
-            self._recorder.fire("disconnect", self._connected_at, 0, failure, DISCONNECT_TYPE)
-        for waiter in self._correlator.drop():
-            waiter.set(failure)
-        if closing:
-            return
-        if self._connector.reconnects:
-            self._connector.start(after_drop=True)
-        else:
-            self._connecting_ended()
-
-    def _connecting_ended(self) -> None:
-        self._stopped = True
-        self._ready.set()
-
-    def _shutdown(self) -> None:
-        self._connector.stop()
-        link = self.read_turn.link
-        if link is not None:
-            try:
-                link.send_control(OP_CLOSE, struct.pack("!H", 1000))
-            finally:  # even when killed meanwhile: the connection must not outlive its session
-                self._lost(link, None)
-        self._connecting_ended()
