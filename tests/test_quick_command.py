@@ -438,3 +438,27 @@ def test_mutual_tls_for_both_commands(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stderr[-2000:]
         assert request_counts(tmp_path / "w")[0]["echo"] == 10
+
+
+def test_the_gate_and_shapes_apply_to_command_runs(dark_backend: Backend, tmp_path: Path) -> None:
+    """Suite flags work on the command as on any run: --stages shapes it, --thresholds grades it (exit 3)."""
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(
+        "rules:\n  - name: /loadtest.v1.Hello/SayHello\n    min_requests: 1\n"
+        "    throughput: {acceptable: 100000000}\n"  # no loopback run makes 10^8 calls/s: the gate fails
+    )
+    grpc_counters(dark_backend, reset=True)
+    args = [
+        "--call",
+        "loadtest.v1.Hello/SayHello",
+        "-d",
+        '{"name": "g"}',
+        "--proto",
+        "protos/loadtest/v1/loadtest.proto",
+    ]
+    locust = ["--headless", "--stages", "3s:2", "--thresholds", str(gate), "--json-file", str(tmp_path / "out")]
+    result = run(command("grpc", dark_backend.address, *args, *locust))
+    assert result.returncode == 3, result.stderr[-2000:]
+    requests, failures = request_counts(tmp_path / "out")
+    assert requests[HELLO] > 0 and failures[HELLO] == 0
+    assert grpc_counters(dark_backend).methods[HELLO].completed >= requests[HELLO]
