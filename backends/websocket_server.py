@@ -2,7 +2,8 @@
 
 ``python -m backends.websocket_server [--host 127.0.0.1] [--port 8080]``. Built on the ``websockets``
 asyncio server, one event loop in one process. The protocol is in ``backends.ws_session``, the faults in
-``backends.ws_faults``, the counters in ``backends.ws_counters``; HTTP ``GET /stats`` and
+``backends.ws_faults``, rooms and delivery faults in ``backends.ws_rooms``, the counters in
+``backends.ws_counters``; HTTP ``GET /stats`` and
 ``GET /stats/reset`` read and reset the counters without opening a WebSocket.
 """
 
@@ -32,6 +33,7 @@ from backends.common import (
     run_backend,
 )
 from backends.ws_counters import WsCounters
+from backends.ws_rooms import DeliveryFaults, Rooms
 from backends.ws_session import ServerState, Session
 from locust_ext.testing import announce_ready
 
@@ -80,7 +82,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     faults.add_argument(
         "--fault-drop-rate", type=probability, default=0.0, help="chance of dropping the connection (no close), 0-1"
     )
-    return parser.parse_args(argv)
+    rooms = parser.add_argument_group(
+        "delivery faults for every publication (a publication's 'delivery_fault' object overrides)"
+    )
+    rooms.add_argument("--delivery-drop-rate", type=probability, default=0.0, help="share of deliveries not sent")
+    rooms.add_argument(
+        "--delivery-duplicate-rate", type=probability, default=0.0, help="share of deliveries sent twice"
+    )
+    rooms.add_argument(
+        "--delivery-reorder-rate",
+        type=probability,
+        default=0.0,
+        help="share of deliveries held back and sent after the publisher's next one to the same member",
+    )
+    rooms.add_argument(
+        "--delivery-reorder-hold-ms",
+        type=non_negative_float,
+        default=1000.0,
+        help="longest a delivery is held back; then it is sent in order (default 1000)",
+    )
+    args = parser.parse_args(argv)
+    if args.delivery_drop_rate + args.delivery_duplicate_rate + args.delivery_reorder_rate > 1.0:
+        parser.error("--delivery-drop-rate + --delivery-duplicate-rate + --delivery-reorder-rate must not exceed 1")
+    return args
 
 
 def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -124,10 +148,13 @@ async def run(args: argparse.Namespace) -> None:
     fd_limit = raise_open_file_limit()
     log.info("open-file limit %d", fd_limit)
     context = tls_context(args)
+    counters = WsCounters()
+    faults = DeliveryFaults(args.delivery_drop_rate, args.delivery_duplicate_rate, args.delivery_reorder_rate)
     state = ServerState(
-        counters=WsCounters(),
+        counters=counters,
         faults=ws_faults.FaultDefaults(args.fault_delay_ms, args.fault_error_rate, args.fault_drop_rate),
         max_size=args.max_size,
+        rooms=Rooms(counters, faults, args.delivery_reorder_hold_ms / 1000.0),
     )
 
     async def handler(connection: ServerConnection) -> None:

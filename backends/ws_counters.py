@@ -28,6 +28,15 @@ class WsCounters:
     injected_delays: int = 0
     injected_errors: int = 0
     drops: int = 0
+    #: rooms (``backends.ws_rooms``): publications, and what became of their deliveries
+    published: int = 0
+    deliveries_due: int = 0
+    deliveries_sent: int = 0
+    deliveries_dropped: int = 0
+    deliveries_duplicated: int = 0
+    deliveries_reordered: int = 0
+    deliveries_held_expired: int = 0
+    deliveries_undelivered: int = 0
     #: well-formed requests by their ``type``
     requests: Counter[str] = field(default_factory=Counter)
     connections_open: int = field(default=0, metadata={"gauge": True})

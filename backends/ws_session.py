@@ -1,6 +1,7 @@
 """One WebSocket connection of the reference server: read requests, answer them, count every frame.
 
-Requests are JSON objects with ``type`` and ``id``; every reply carries the request's ``id``. Binary
+Requests are JSON objects with ``type`` and ``id``; every reply carries the request's ``id``. ``join``,
+``leave`` and ``publish`` use the rooms of ``backends.ws_rooms`` (deliveries carry no ``id``). Binary
 frames are echoed as binary. Requests that wait (a stream, an injected delay) run on their own task, so a
 quick request sent after them is answered first; all other requests are answered in arrival order.
 """
@@ -8,7 +9,9 @@ quick request sent after them is answered first; all other requests are answered
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,13 +24,14 @@ from backends import ws_faults
 from backends.compute import MAX_HASH_ROUNDS, hash_rounds
 from backends.ws_counters import WsCounters
 from backends.ws_fields import BadRequest, bounded_number
+from backends.ws_rooms import DeliveryFaults, Rooms, check_room, delivery_faults
 
 __all__ = ["ADMIN_TYPES", "MAX_STREAM_COUNT", "MAX_STREAM_INTERVAL_MS", "REQUEST_TYPES", "ServerState", "Session"]
 
 MAX_STREAM_COUNT = 1_000_000
 MAX_STREAM_INTERVAL_MS = 60_000
 #: Types that are served, faulted and counted; ``stats`` and ``reset`` are neither faulted nor counted.
-REQUEST_TYPES = ("echo", "compute", "stream", "ping")
+REQUEST_TYPES = ("echo", "compute", "stream", "ping", "join", "leave", "publish")
 ADMIN_TYPES = ("stats", "reset")
 
 
@@ -38,6 +42,14 @@ class ServerState:
     counters: WsCounters
     faults: ws_faults.FaultDefaults
     max_size: int
+    rooms: Rooms | None = None
+
+    def __post_init__(self) -> None:
+        if self.rooms is None:
+            self.rooms = Rooms(self.counters)
+
+
+_session_numbers = itertools.count(1)
 
 
 class Session:
@@ -48,6 +60,11 @@ class Session:
         self.state = state
         self.counters = state.counters
         self.waiting: set[asyncio.Task[None]] = set()
+        #: The publisher name in this connection's publications: unique per server process and over time.
+        self.name = f"{os.getpid()}-{next(_session_numbers)}"
+        self.joined: set[str] = set()
+        self.published = 0
+        self.held: dict[str, tuple[str, asyncio.TimerHandle]] = {}
 
     async def run(self) -> None:
         self.counters.connection_opened()
@@ -59,6 +76,7 @@ class Session:
         finally:
             for task in self.waiting:
                 task.cancel()
+            self.rooms.leave_all(self, self.joined)
             self.counters.connection_closed()
 
     # Dispatch
@@ -108,6 +126,8 @@ class Session:
                 raise BadRequest("ping.ts: missing")
             reply = json.dumps({"type": "pong", "id": request["id"], "ts": request["ts"]})
             return lambda: self.send_text(reply)
+        if kind in ("join", "leave", "publish"):
+            return self.room_responder(kind, request)
         if kind == "compute":
             rounds = int(bounded_number("compute.n", request.get("n"), 0, MAX_HASH_ROUNDS, integer=True))
             seed = request.get("seed", "")
@@ -118,6 +138,42 @@ class Session:
         interval_ms = bounded_number("stream.interval_ms", request.get("interval_ms", 0), 0, MAX_STREAM_INTERVAL_MS)
         size = int(bounded_number("stream.size", request.get("size", 0), 0, self.state.max_size, integer=True))
         return lambda: self.send_stream(request["id"], count, interval_ms / 1000.0, size)
+
+    @property
+    def rooms(self) -> Rooms:
+        assert self.state.rooms is not None
+        return self.state.rooms
+
+    def room_responder(self, kind: str, request: dict[str, Any]) -> Callable[[], Awaitable[None]]:
+        """``join`` / ``leave`` a room, or ``publish`` to it (fields checked now, the work done when answered)."""
+        room = check_room(request, kind)
+        if kind != "publish":
+            return lambda: self.send_membership(kind, request["id"], room)
+        faults = delivery_faults(request.get("delivery_fault"), self.rooms.faults)
+        return lambda: self.send_publication(request["id"], room, request.get("payload"), faults)
+
+    async def send_membership(self, kind: str, request_id: object, room: str) -> None:
+        if kind == "join":
+            self.joined.add(room)
+            members = self.rooms.join(room, self)
+        else:
+            self.joined.discard(room)
+            members = self.rooms.leave(room, self)
+        reply = {"type": "joined" if kind == "join" else "left", "id": request_id, "room": room, "members": members}
+        await self.send_text(json.dumps(reply))
+
+    async def send_publication(self, request_id: object, room: str, payload: object, faults: DeliveryFaults) -> None:
+        """Fan the message out to the room's other members, then acknowledge with its id and recipient count."""
+        self.published += 1
+        msg_id = f"{self.name}:{self.published}"
+        sent_at = time.time()
+        seq = self.published
+        frame: dict[str, Any] = {"type": "message", "msg_id": msg_id, "room": room, "from": self.name, "seq": seq}
+        frame.update(sent_at=sent_at, payload=payload)
+        recipients = self.rooms.publish(room, self, json.dumps(frame), faults)
+        ack: dict[str, Any] = {"type": "published", "id": request_id, "msg_id": msg_id, "room": room, "seq": seq}
+        ack.update(recipients=recipients, sent_at=sent_at)
+        await self.send_text(json.dumps(ack))
 
     async def serve(
         self,
