@@ -25,10 +25,11 @@ if TYPE_CHECKING:
         WaveShape,
     )
     from locust_ext.thresholds import ThresholdGate, graded_event, load_thresholds
-    from locust_ext.websocket import ReconnectPolicy, WebSocketUser
+    from locust_ext.websocket import DeliveryTracking, ReconnectPolicy, WebSocketUser
 
 __all__: list[str] = [
     "ChurnShape",
+    "DeliveryTracking",
     "ExponentialRampShape",
     "GrpcCallError",
     "GrpcUser",
@@ -58,6 +59,7 @@ _HOMES: dict[str, str] = {
     "WaveShape": "locust_ext.shapes",
     "GrpcCallError": "locust_ext.grpc",
     "GrpcUser": "locust_ext.grpc",
+    "DeliveryTracking": "locust_ext.websocket",
     "ReconnectPolicy": "locust_ext.websocket",
     "WebSocketUser": "locust_ext.websocket",
     "ThresholdGate": "locust_ext.thresholds",

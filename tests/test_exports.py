@@ -13,6 +13,7 @@ from locust_ext import plugin
 
 EXPECTED_TOP_LEVEL = {
     "ChurnShape",
+    "DeliveryTracking",
     "ExponentialRampShape",
     "GrpcCallError",
     "GrpcUser",
@@ -43,6 +44,7 @@ EXPECTED_PACKAGES = {
     },
     "locust_ext.websocket": {
         "ConnectionCounts",
+        "DeliveryTracking",
         "ReconnectPolicy",
         "WebSocketConfigError",
         "WebSocketFailure",

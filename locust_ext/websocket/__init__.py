@@ -5,6 +5,7 @@ Locust wiring are in ``locust_hooks``. Importing this package registers the suit
 locustfile that imports only this package gets the suite's flags and checks (see :mod:`locust_ext.plugin`).
 """
 
+from locust_ext.websocket.deliveries import DeliveryTracking
 from locust_ext.websocket.errors import WebSocketConfigError, WebSocketFailure, WebSocketUserError
 from locust_ext.websocket.gauges import ConnectionCounts
 from locust_ext.websocket.reconnect import ReconnectPolicy
@@ -13,6 +14,7 @@ from locust_ext.websocket.user import WebSocketUser
 
 __all__ = [
     "ConnectionCounts",
+    "DeliveryTracking",
     "ReconnectPolicy",
     "WebSocketConfigError",
     "WebSocketFailure",

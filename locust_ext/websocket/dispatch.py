@@ -5,7 +5,8 @@ A message no request is waiting for is a push, but two kinds of them are failure
 ``error: <text>``; and the late reply to an id-correlated request that timed out or was cancelled, recorded as
 ``late reply`` / ``late: reply after its request gave up``. A reply to a request given up longer ago (see
 :data:`~locust_ext.websocket.correlation.ABANDONED_IDS_KEPT`), or to a request correlated by ``match=``,
-cannot be told apart from a push. Server pings are answered, a close frame ends the connection.
+cannot be told apart from a push. A delivery (a user class with ``deliveries``) is recorded by
+:mod:`~locust_ext.websocket.deliveries`, not as a push. Server pings are answered, a close frame ends the connection.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from locust_ext.recording import Recorder
 from locust_ext.websocket.correlation import Correlator, LateReply
+from locust_ext.websocket.deliveries import SessionDeliveries
 from locust_ext.websocket.errors import WebSocketFailure, close_detail
 from locust_ext.websocket.events import LATE_REPLY, LATE_REPLY_TYPE, PUSH_TYPE
 from locust_ext.websocket.frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT
@@ -33,7 +35,7 @@ PushHandler = tuple[Callable[[Message], bool], Callable[[Message], Any]]
 class Dispatcher:
     """Frames to the correlation core, and what it answers to waiters, records and push handlers."""
 
-    __slots__ = ("_correlator", "_keepalive", "_recorder", "_settings", "handlers")
+    __slots__ = ("_correlator", "_keepalive", "_recorder", "_settings", "deliveries", "handlers")
 
     def __init__(
         self, settings: SessionSettings, correlator: Correlator[Waiter], keepalive: Keepalive, recorder: Recorder
@@ -44,6 +46,8 @@ class Dispatcher:
         self._recorder = recorder
         #: ``(predicate, handler)`` pairs, in the order they were added.
         self.handlers: list[PushHandler] = []
+        #: The connection's delivery tracking (a user class with ``deliveries``): it takes its deliveries.
+        self.deliveries: SessionDeliveries | None = None
 
     def frame(self, link: Link, opcode: int, payload: bytes) -> str | None:
         """Dispatch a message; answer a ping; settle a pong's waiter. Returns why the connection ends, if it
@@ -58,7 +62,9 @@ class Dispatcher:
             if isinstance(found, Waiter):
                 found.set((message, len(payload)))
             elif found is None:
-                self._push(message, len(payload))
+                deliveries = self.deliveries
+                if deliveries is None or not deliveries.arrived(message, len(payload)):
+                    self._push(message, len(payload))
             elif isinstance(found, LateReply):
                 late = WebSocketFailure("late", "reply after its request gave up")
                 self._recorder.fire(LATE_REPLY, found.sent_at, len(payload), late, LATE_REPLY_TYPE)

@@ -1,6 +1,7 @@
-"""Locust wiring of WebSocketUser: the ``--ws-fd-reserve`` flag, and connection gauges bound to an Environment.
+"""Locust wiring of WebSocketUser: its flags, connection gauges and delivery accounting bound to an Environment.
 
-``--ws-fd-reserve`` is the one run-wide flag: open-file descriptors kept free for Locust itself. Everything
+``--ws-fd-reserve``: open-file descriptors kept free for Locust itself; ``--delivery-grace`` and
+``--deliveries-json``: delivery accounting (:mod:`locust_ext.websocket.deliveries_reconcile`). Everything
 else is configured with typed class attributes on the user (see :class:`~locust_ext.websocket.WebSocketUser`);
 the user classes' settings and host are checked by :mod:`locust_ext.locust_hooks` (host checks).
 """
@@ -11,6 +12,8 @@ from typing import Any
 
 from locust.env import Environment
 
+from locust_ext.websocket.deliveries_display import DeliveryDisplay
+from locust_ext.websocket.deliveries_reconcile import DEFAULT_GRACE, DeliveryAccounting
 from locust_ext.websocket.display import ConnectionDisplay
 from locust_ext.websocket.gauges import ConnectionGauges
 from locust_ext.websocket.preflight import DEFAULT_FD_RESERVE, fd_budget
@@ -25,8 +28,15 @@ def _fd_reserve(text: str) -> int:
     return value
 
 
+def _grace(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(text)
+    return value
+
+
 def add_arguments(parser: Any, **_: Any) -> None:
-    """``--ws-fd-reserve``, in its own group, with an env var."""
+    """``--ws-fd-reserve``, ``--delivery-grace``, ``--deliveries-json``, in their own group, with env vars."""
     group = parser.add_argument_group("WebSocket users", "connections of WebSocketUser classes")
     group.add_argument(
         "--ws-fd-reserve",
@@ -36,11 +46,29 @@ def add_arguments(parser: Any, **_: Any) -> None:
         metavar="N",
         help=f"open-file descriptors kept free for Locust; connects past the limit fail (default {DEFAULT_FD_RESERVE})",
     )
+    group.add_argument(
+        "--delivery-grace",
+        env_var="LOCUST_DELIVERY_GRACE",
+        type=_grace,
+        default=DEFAULT_GRACE,
+        metavar="SECONDS",
+        help=f"seconds a publication's deliveries may take before missing ones are lost (default {DEFAULT_GRACE:g})",
+    )
+    group.add_argument(
+        "--deliveries-json",
+        env_var="LOCUST_DELIVERIES_JSON",
+        default=None,
+        metavar="FILE",
+        help="write the delivery summary (published, due, delivered, lost, ...) as JSON when Locust quits",
+    )
 
 
 def on_init(environment: Environment, **_: Any) -> None:
-    """Set this process's descriptor reserve, and bind the connection gauges and their display."""
+    """Set this process's descriptor reserve, and bind the connection gauges, delivery accounting and displays."""
     options = environment.parsed_options
     if options is not None:
         fd_budget.reserve = getattr(options, "ws_fd_reserve", DEFAULT_FD_RESERVE)
     ConnectionDisplay(environment, ConnectionGauges(environment))
+    grace = getattr(options, "delivery_grace", DEFAULT_GRACE)
+    accounting = DeliveryAccounting(environment, grace)
+    DeliveryDisplay(environment, accounting, getattr(options, "deliveries_json", None))

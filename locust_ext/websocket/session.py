@@ -28,6 +28,7 @@ from locust.event import EventHook
 from locust_ext.recording import USER_DEFAULT
 from locust_ext.websocket.connector import Connector
 from locust_ext.websocket.correlation import ABANDONED_IDS_KEPT, Correlator
+from locust_ext.websocket.deliveries import DeliveryLedger, DeliveryTracking, SessionDeliveries
 from locust_ext.websocket.dispatch import Dispatcher
 from locust_ext.websocket.errors import WebSocketFailure
 from locust_ext.websocket.events import (
@@ -80,6 +81,8 @@ class WebSocketSession:
         *,
         context: Callable[[], dict[str, Any]] = dict,
         budget: FdBudget = fd_budget,
+        deliveries: DeliveryTracking | None = None,
+        ledger: DeliveryLedger | None = None,
     ) -> None:
         self.settings = settings
         self._recorder = recorder = session_recorder(request_event, context)
@@ -88,6 +91,9 @@ class WebSocketSession:
         self._correlator: Correlator[Waiter] = Correlator()
         keepalive = Keepalive(settings.ping_interval, settings.ping_timeout, recorder)
         self._dispatcher = Dispatcher(settings, self._correlator, keepalive, recorder)
+        self._deliveries = SessionDeliveries(deliveries, ledger or DeliveryLedger(), recorder)
+        if deliveries is not None:
+            self._dispatcher.deliveries = self._deliveries
         self._connector = connector = Connector(
             settings.connect,
             settings.reconnect,
@@ -200,6 +206,11 @@ class WebSocketSession:
         """
         predicate = type_is(predicate_or_type) if isinstance(predicate_or_type, str) else predicate_or_type
         self._dispatcher.handlers.append((predicate, handler))
+
+    def expect_deliveries(self, message_id: Any, count: int, name: str = "delivery") -> None:
+        """Announce that publication ``message_id`` is due on ``count`` other connections, on the row ``name``
+        (the one the recipients' ``DeliveryTracking.name`` gives); what never arrives is recorded as lost."""
+        self._deliveries.expect(message_id, count, name)
 
     def close(self, wait: bool = True) -> None:
         """Close the connection (close code 1000) and stop receiving and reconnecting; safe to call twice."""

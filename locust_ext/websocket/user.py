@@ -13,6 +13,7 @@ from locust.env import Environment
 
 from locust_ext.host_check import HostCheckedUser
 from locust_ext.stopping import CallsInFlight, GracefulStopUser
+from locust_ext.websocket.deliveries import DeliveryTracking, ledger_for
 from locust_ext.websocket.errors import WebSocketConfigError
 from locust_ext.websocket.gauges import counts_for
 from locust_ext.websocket.options import ConnectOptions, check_settings
@@ -69,6 +70,11 @@ class WebSocketUser(HostCheckedUser, GracefulStopUser):
     #: Backoff after a drop or failed connect; None: stay disconnected (requests then fail at once).
     reconnect: ClassVar[ReconnectPolicy | None] = DEFAULT_RECONNECT
 
+    # Deliveries
+    #: How to recognise deliveries among the messages received (publications made on other connections);
+    #: None: every message no request waits for is a push.
+    deliveries: ClassVar[DeliveryTracking | None] = None
+
     #: The session class, replaceable for protocols that need more than request/send/on/ping.
     session_class: ClassVar[type[WebSocketSession]] = WebSocketSession
 
@@ -79,6 +85,8 @@ class WebSocketUser(HostCheckedUser, GracefulStopUser):
             environment.events.request,
             counts_for(environment),
             context=self.context,
+            deliveries=type(self).deliveries,
+            ledger=ledger_for(environment),
         )
 
     @classmethod
