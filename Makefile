@@ -42,10 +42,11 @@ stop:
 demo: $(STAMP)
 	$(PY) scripts/demo.py --time $(DEMO_TIME) --users $(DEMO_USERS)
 
-# Debian packages some tests need: Chromium (the web UI browser test), carbon and graphite-web (the Graphite test).
+# Debian packages some tests need: Chromium (the web UI browser test), carbon and graphite-web (the Graphite test),
+# iproute2 and iptables (the network-fault tests: a network namespace of their own, root only).
 # Installs only what is missing, as root with apt-get; otherwise says what is missing, and those tests skip
 # (under CI=true they fail).
-SYSTEM_PACKAGES := chromium graphite-carbon graphite-web
+SYSTEM_PACKAGES := chromium graphite-carbon graphite-web iproute2 iptables
 
 system-deps:
 	@missing=""; \
