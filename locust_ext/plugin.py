@@ -58,6 +58,8 @@ FEATURES: tuple[str, ...] = (
     "locust_ext.shapes.locust_hooks",
     # Iterations: --iteration-limit (exact count) and the open model (--arrival-rate / --arrival-stages).
     "locust_ext.iterations.locust_hooks",
+    # Generator health: --generator-report; hub lag, CPU, memory, files, greenlets per process (web UI, StatsD).
+    "locust_ext.health.locust_hooks",
 )
 
 _registered = False

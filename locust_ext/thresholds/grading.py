@@ -61,6 +61,8 @@ class Observation:
     end_time: float | None
     #: {unix second: requests}; None for a window (the window itself already excludes the ramp-up).
     requests_per_second: Mapping[int, int] | None = None
+    #: A generator health row (request type "generator", named after its process): its run figures.
+    figures: Mapping[str, float | None] | None = None
 
     @property
     def entry(self) -> str:
@@ -74,6 +76,8 @@ def measure(rule: MetricRule, row: Observation) -> float | None:
         return 100.0 * row.num_failures / row.num_requests if row.num_requests else None
     if rule.metric is Metric.THROUGHPUT:
         return _throughput(row, rule.exclude_first_s)
+    if rule.metric is Metric.GENERATOR:
+        return (row.figures or {}).get(rule.stat or "")
     return _response_time(row, rule.stat or "p95")
 
 
@@ -254,8 +258,8 @@ def _grade_row(
         baseline=base,
         baseline_limits=dict(derived.limits) if derived else None,
         grade=grade,
-        outcome="fail" if spec.is_failing(grade) else "pass",
-        note=note,
+        outcome=("warn" if rule.warn_only else "fail") if spec.is_failing(grade) else "pass",
+        note=note or ("on_fail: warn" if rule.warn_only and spec.is_failing(grade) else ""),
     )
 
 

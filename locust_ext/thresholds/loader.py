@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from yaml.constructor import SafeConstructor
 
+from locust_ext.generator import FIGURES
 from locust_ext.thresholds.model import (
     WORST_GRADE,
     AbortPolicy,
@@ -42,9 +43,13 @@ _RULE_KEYS = {
     "min_requests",
     "insufficient_data",
     "abort_on_fail",
+    "on_fail",
     *(m.value for m in Metric),
 }
+#: A generator rule's keys: its figures under ``generator``, and what applies to any row.
+_GENERATOR_RULE_KEYS = ("generator", "min_requests", "insufficient_data", "abort_on_fail", "on_fail")
 _INSUFFICIENT = {"warn": False, "fail": True}
+_ON_FAIL = {"fail": False, "warn": True}
 
 
 def percentile_of_stat(stat: str) -> float | None:
@@ -225,6 +230,10 @@ def _grades(node: _Node) -> tuple[str, ...]:
 
 def _rule(node: _Node, grades: tuple[str, ...], insufficient_fails: bool) -> Rule:
     entries = node.mapping(_RULE_KEYS)
+    if "insufficient_data" in entries:
+        insufficient_fails = entries["insufficient_data"].choice(_INSUFFICIENT)
+    if "generator" in entries:
+        return _generator_rule(node, entries, grades, insufficient_fails)
     given = [key for key in _SELECTOR_KEYS if key in entries]
     if len(given) != 1:
         raise node.error("a rule needs exactly one of 'name', 'match' or 'regex'")
@@ -240,8 +249,6 @@ def _rule(node: _Node, grades: tuple[str, ...], insufficient_fails: bool) -> Rul
     metrics = tuple(_metric(entries[m.value], m, grades) for m in Metric if m.value in entries)
     if not metrics:
         raise node.error("a rule needs at least one of response_time, error_rate, throughput")
-    if "insufficient_data" in entries:
-        insufficient_fails = entries["insufficient_data"].choice(_INSUFFICIENT)
     return Rule(
         selector=Selector(kind, pattern, request_types, exclude),
         metrics=metrics,
@@ -249,6 +256,31 @@ def _rule(node: _Node, grades: tuple[str, ...], insufficient_fails: bool) -> Rul
         min_requests=entries["min_requests"].integer() if "min_requests" in entries else 1,
         insufficient_data_fails=insufficient_fails,
         abort=_abort(entries["abort_on_fail"]) if "abort_on_fail" in entries else None,
+        warn_only=entries["on_fail"].choice(_ON_FAIL) if "on_fail" in entries else False,
+    )
+
+
+def _generator_rule(node: _Node, entries: dict[str, _Node], grades: tuple[str, ...], insufficient_fails: bool) -> Rule:
+    """``generator: {hub_lag_p99: {acceptable: 10}, ...}``: health figures graded on every load-generating
+    process (``min_requests`` counts its hub lag samples, 20 a second)."""
+    for key, value in entries.items():
+        if key not in _GENERATOR_RULE_KEYS:
+            takes = ", ".join(_GENERATOR_RULE_KEYS)
+            raise value.error(f"{key!r} does not apply to a generator rule (it takes {takes})")
+    figures = entries["generator"].mapping(set(FIGURES))
+    if not figures:
+        raise entries["generator"].error(f"needs at least one figure ({', '.join(FIGURES)})")
+    abort = _abort(entries["abort_on_fail"]) if "abort_on_fail" in entries else None
+    if abort is not None and abort.window_s is not None:
+        raise entries["abort_on_fail"].error("a generator rule grades the run so far: 'window' does not apply")
+    return Rule(
+        selector=Selector("generator", "generator"),
+        metrics=tuple(_metric(figure_node, Metric.GENERATOR, grades, name) for name, figure_node in figures.items()),
+        line=node.node.start_mark.line + 1,
+        min_requests=entries["min_requests"].integer() if "min_requests" in entries else 1,
+        insufficient_data_fails=insufficient_fails,
+        abort=abort,
+        warn_only=entries["on_fail"].choice(_ON_FAIL) if "on_fail" in entries else False,
     )
 
 
@@ -262,7 +294,7 @@ def _abort(node: _Node) -> AbortPolicy | None:
     )
 
 
-def _metric(node: _Node, metric: Metric, grades: tuple[str, ...]) -> MetricRule:
+def _metric(node: _Node, metric: Metric, grades: tuple[str, ...], figure: str | None = None) -> MetricRule:
     allowed = set(grades) | {"baseline"}
     if metric is Metric.RESPONSE_TIME:
         allowed.add("stat")
@@ -276,7 +308,9 @@ def _metric(node: _Node, metric: Metric, grades: tuple[str, ...]) -> MetricRule:
             raise entries["stat"].error(
                 f"unknown stat {stat!r} (expected avg, min, max, median or a percentile such as p50, p95, p99.9)"
             )
-    high = 100.0 if metric is Metric.ERROR_RATE else None
+    if metric is Metric.GENERATOR:
+        stat = figure
+    high = 100.0 if metric is Metric.ERROR_RATE or figure == "open_files_share" else None
     absolute = _table(node, entries, grades, higher_is_better=metric.higher_is_better, high=high)
     relative = None
     if "baseline" in entries:

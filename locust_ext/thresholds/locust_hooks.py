@@ -30,9 +30,18 @@ from locust.html import get_html_report, process_html_filename
 from locust.runners import MasterRunner, WorkerRunner
 
 from locust_ext.cli import EXIT_INVALID, exit_invalid
+from locust_ext.generator import generator_figures
 from locust_ext.thresholds.baseline import load_baseline
 from locust_ext.thresholds.gauges import publish_grades
-from locust_ext.thresholds.grading import AbortReason, BaselineLookup, MetricResult, Verdict, evaluate, evaluate_rule
+from locust_ext.thresholds.grading import (
+    AbortReason,
+    BaselineLookup,
+    MetricResult,
+    Observation,
+    Verdict,
+    evaluate,
+    evaluate_rule,
+)
 from locust_ext.thresholds.loader import load_thresholds
 from locust_ext.thresholds.model import Rule, ThresholdsError, ThresholdsSpec
 from locust_ext.thresholds.reports import (
@@ -49,7 +58,7 @@ from locust_ext.thresholds.reports import (
     verdict_document,
     write_reports,
 )
-from locust_ext.thresholds.stats_view import StatsHistory, rows_for_rule
+from locust_ext.thresholds.stats_view import StatsHistory, generator_rows, rows_for_rule
 from locust_ext.thresholds.workers import WorkerWatch
 
 __all__ = ["EXIT_FAIL", "EXIT_PASS", "ThresholdGate", "add_arguments", "graded_event", "on_init"]
@@ -191,13 +200,12 @@ class ThresholdGate:
 
     def grade(self, *, final: bool = False) -> Verdict:
         """Grade the run so far on Locust's current stats, remember it and tell listeners."""
-        stats = self.environment.stats
         runner = self.environment.runner
         if isinstance(runner, MasterRunner):
             self.peak_workers = max(self.peak_workers, runner.worker_count)
         verdict = evaluate(
             self.spec,
-            lambda rule: rows_for_rule(stats, rule),
+            self.rows_for,
             self.baseline,
             aborted=self.aborted,
             final=final,
@@ -209,13 +217,19 @@ class ThresholdGate:
         graded_event(self.environment).fire(verdict=verdict, environment=self.environment)
         return verdict
 
+    def rows_for(self, rule: Rule) -> list[Observation]:
+        """The rows ``rule`` grades over the run so far: Locust's stats, or the generator health rows."""
+        if rule.is_generator:
+            return generator_rows(generator_figures(self.environment))
+        return rows_for_rule(self.environment.stats, rule)
+
     def _abort_check(self, rule: Rule) -> MetricResult | None:
         """The first graded failure of an abort_on_fail rule, on its window or on the run so far."""
         assert rule.abort is not None
         if rule.abort.window_s and self.history is not None:
             rows = self.history.rows_for_rule(rule, rule.abort.window_s)
         else:
-            rows = rows_for_rule(self.environment.stats, rule)
+            rows = self.rows_for(rule)
         for result in evaluate_rule(self.spec, rule, rows, self.baseline):
             if result.graded_failure:
                 return result
@@ -232,7 +246,7 @@ class ThresholdGate:
     def _abort(self, rule: Rule, failure: MetricResult) -> None:
         assert rule.abort is not None
         span = f"over the last {rule.abort.window_s:g} s" if rule.abort.window_s else "over the run so far"
-        unit = failure.metric.metric.unit
+        unit = failure.metric.unit
         message = (
             f"{failure.rule} [{failure.entry}] {failure.metric.label} = {failure.observed:.3f} {unit} {span} "
             f"is {failure.grade} (fails at {self.spec.fail_at}); abort_on_fail stops the run"
@@ -327,6 +341,7 @@ class ThresholdGate:
             duration_s=(finished - started).total_seconds() if started else None,
             thresholds_file=self.spec.path,
             baseline_file=self.baseline_path,
+            generator=generator_figures(self.environment) or None,
         )
 
     # Web UI

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from locust_ext.generator import FIGURES
+
 __all__ = [
     "AGGREGATED",
     "WORST_GRADE",
@@ -58,6 +60,8 @@ class Metric(str, Enum):
     RESPONSE_TIME = "response_time"
     ERROR_RATE = "error_rate"
     THROUGHPUT = "throughput"
+    #: A generator health figure of each load-generating process (the rule's ``stat`` names which).
+    GENERATOR = "generator"
 
     @property
     def higher_is_better(self) -> bool:
@@ -65,7 +69,7 @@ class Metric(str, Enum):
 
     @property
     def unit(self) -> str:
-        return {"response_time": "ms", "error_rate": "%", "throughput": "req/s"}[self.value]
+        return {"response_time": "ms", "error_rate": "%", "throughput": "req/s", "generator": ""}[self.value]
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class MetricRule:
     metric: Metric
     absolute: GradeTable | None
     relative: GradeTable | None = None
-    #: Response time only: avg, min, max, median, or a percentile such as p95 or p99.9.
+    #: Response time: avg, min, max, median, or a percentile such as p95 or p99.9; generator: the figure.
     stat: str | None = None
     #: Throughput only: seconds after the run start left out of the rate (ramp-up); 0 means the whole run.
     exclude_first_s: float = 0.0
@@ -91,12 +95,20 @@ class MetricRule:
     def label(self) -> str:
         return f"{self.metric.value} {self.stat}" if self.stat else self.metric.value
 
+    @property
+    def unit(self) -> str:
+        """The observed value's unit: the metric's, or the generator figure's."""
+        if self.metric is Metric.GENERATOR and self.stat in FIGURES:
+            return FIGURES[self.stat][0]
+        return self.metric.unit
+
 
 @dataclass(frozen=True)
 class Selector:
     """Which Locust stats rows a rule grades: an exact name, a glob or a regex, optionally only some request
     types and never the names matching an ``exclude`` glob.
 
+    Kind ``generator`` selects the load-generating processes' health rows instead of stats rows.
     ``name: Aggregated`` means Locust's total row; with a type filter or exclusions it means the sum of the
     rows they keep (:attr:`sums_rows`), e.g. every request but the derived sub-events."""
 
@@ -112,7 +124,7 @@ class Selector:
         return not any(fnmatch.fnmatchcase(name, glob) for glob in self.exclude)
 
     def matches(self, name: str, request_type: str) -> bool:
-        if not self.keeps(name, request_type):
+        if self.kind == "generator" or not self.keeps(name, request_type):
             return False
         if self.kind == "name":
             return name == self.pattern
@@ -154,10 +166,17 @@ class Rule:
     min_requests: int = 1
     insufficient_data_fails: bool = False
     abort: AbortPolicy | None = None
+    #: ``on_fail: warn``: a failing grade only warns (shown, never fails the gate nor aborts).
+    warn_only: bool = False
 
     @property
     def label(self) -> str:
         return self.selector.pattern
+
+    @property
+    def is_generator(self) -> bool:
+        """Grades generator health (one row per load-generating process), not Locust's stats rows."""
+        return self.selector.kind == "generator"
 
 
 @dataclass(frozen=True)

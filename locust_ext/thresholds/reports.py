@@ -96,6 +96,8 @@ class RunInfo:
     duration_s: float | None
     thresholds_file: str
     baseline_file: str | None
+    #: Each load-generating process's health figures (see locust_ext.generator.FIGURES), when measured.
+    generator: dict[str, dict[str, float | None]] | None = None
 
 
 def report_path_problem(path: str) -> str | None:
@@ -137,7 +139,7 @@ def _result_document(verdict: Verdict, result: MetricResult) -> dict[str, Any]:
         "entry": result.entry,
         "metric": metric.metric.value,
         "stat": metric.stat,
-        "unit": metric.metric.unit,
+        "unit": metric.unit,
         "higher_is_better": metric.metric.higher_is_better,
         "requests": result.requests,
         "observed": result.observed,
@@ -179,7 +181,7 @@ def _limit_cells(verdict: Verdict, result: MetricResult) -> list[tuple[str, str]
 
 
 def _observed_cell(result: MetricResult) -> str:
-    return f"{_number(result.observed)} {result.metric.metric.unit}" if result.observed is not None else "-"
+    return f"{_number(result.observed)} {result.metric.unit}" if result.observed is not None else "-"
 
 
 def result_cells(verdict: Verdict, result: MetricResult) -> list[str]:
@@ -364,7 +366,7 @@ def _junit(verdict: Verdict, run: RunInfo | None) -> str:
         )
         properties = ET.SubElement(case, "properties")
         observed = "" if result.observed is None else repr(result.observed)
-        for key, value in (("observed", observed), ("unit", result.metric.metric.unit), ("grade", result.grade or "")):
+        for key, value in (("observed", observed), ("unit", result.metric.unit), ("grade", result.grade or "")):
             ET.SubElement(properties, "property", name=key, value=value)
         if result.outcome == "fail":
             limits = ", ".join(f"{grade} {cell}" for grade, cell in _limit_cells(verdict, result) if cell)

@@ -7,6 +7,8 @@ whatever bucketing is in force (including finer, sub-millisecond buckets), never
 An Aggregated rule with ``type`` or ``exclude`` grades one row summed from the rows it keeps (Locust's
 total would mix in derived sub-events such as gRPC first-message latency or WebSocket pushes).
 
+Generator rules grade the load-generating processes' health figures instead (:func:`generator_rows`).
+
 Windows ("p95 over the last 30 s") come from :class:`StatsHistory`: once a second it copies the
 cumulative numbers of every row; a window is the current row minus the copy taken ``window`` seconds ago.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from locust.stats import RequestStats, StatsEntry, diff_response_time_dicts
@@ -23,7 +25,7 @@ from locust.stats import RequestStats, StatsEntry, diff_response_time_dicts
 from locust_ext.thresholds.grading import Observation
 from locust_ext.thresholds.model import AGGREGATED, Rule
 
-__all__ = ["StatsHistory", "observe_entry", "rows_for_rule"]
+__all__ = ["StatsHistory", "generator_rows", "observe_entry", "rows_for_rule"]
 
 _RowKey = tuple[str, str]
 
@@ -103,6 +105,27 @@ def rows_for_rule(stats: RequestStats, rule: Rule) -> list[Observation]:
     """The rows ``rule`` grades, whole run: Locust's total row for Aggregated, the sum of the kept rows for
     Aggregated with ``type``/``exclude``, else every matching row by name."""
     return _graded(rule, [observe_entry(entry) for entry in _entries(stats, rule)])
+
+
+def generator_rows(processes: Mapping[str, Mapping[str, float | None]]) -> list[Observation]:
+    """One row per load-generating process (:func:`locust_ext.generator.generator_figures`), for generator rules;
+    its "requests" are its hub lag samples."""
+    return [
+        Observation(
+            name=name,
+            request_type="generator",
+            num_requests=int(figures.get("samples") or 0),
+            num_failures=0,
+            response_times={},
+            total_response_time=0.0,
+            min_response_time=None,
+            max_response_time=None,
+            start_time=0.0,
+            end_time=None,
+            figures=figures,
+        )
+        for name, figures in sorted(processes.items())
+    ]
 
 
 class StatsHistory:

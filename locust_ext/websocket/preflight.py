@@ -12,9 +12,10 @@ when asked.
 from __future__ import annotations
 
 import logging
-import os
 import resource
 from pathlib import Path
+
+from locust_ext.generator import open_fd_count
 
 __all__ = [
     "DEFAULT_FD_RESERVE",
@@ -30,14 +31,6 @@ log = logging.getLogger("locust_ext.websocket")
 DEFAULT_FD_RESERVE = 100
 TUNING_SCRIPT = "scripts/system_tuning.py"
 _PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-
-
-def open_fd_count() -> int:
-    """Descriptors this process has open now (0 where /proc/self/fd cannot be read)."""
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return 0
 
 
 def ephemeral_port_range() -> tuple[int, int] | None:
