@@ -42,9 +42,12 @@ _registries: WeakKeyDictionary[Any, dict[str, dict[str, float | None]]] = WeakKe
 
 
 def open_fd_count() -> int:
-    """Descriptors this process has open now (0 where /proc/self/fd cannot be read)."""
+    """Descriptors this process has open now (0 where /proc/self/fd cannot be read).
+
+    Linux 6.2 and later give the count as the directory's size (3 us); older kernels say 0 there, and the
+    directory is listed instead (about 2 ms per thousand descriptors)."""
     try:
-        return len(os.listdir("/proc/self/fd"))
+        return os.stat("/proc/self/fd").st_size or len(os.listdir("/proc/self/fd"))
     except OSError:
         return 0
 
