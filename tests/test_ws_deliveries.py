@@ -9,9 +9,11 @@ import pytest
 from locust.env import Environment
 
 from locust_ext import DeliveryTracking, WebSocketUser
+from locust_ext.run_gauges import published_gauges
 from locust_ext.testing import Backend
 from locust_ext.websocket.deliveries import DELIVERY_TYPE, DeliveryLedger, ledger_for
-from locust_ext.websocket.deliveries_reconcile import DeliveryBook
+from locust_ext.websocket.deliveries_display import DeliveryDisplay
+from locust_ext.websocket.deliveries_reconcile import DeliveryAccounting, DeliveryBook
 from tests.ws_sessions import QUICK_RECONNECT, open_session, server_stats, wait_for
 
 
@@ -104,3 +106,30 @@ def test_sessions_record_deliveries_duplicates_and_order_exactly(ws_backend: Bac
     assert sum(ledger.arrived.values()) == tallies["deliveries_sent"] - tallies["deliveries_duplicated"]
     assert not [event for event in events if event[0] == "websocket-push"]  # recorded once, not also as pushes
     assert isinstance(ledger, DeliveryLedger) and len(ledger.expected) == 60
+
+
+def test_the_local_reconciler_and_the_gauges(ws_backend: Backend) -> None:
+    """A local runner's accounting takes the sessions' ledger, settles, and publishes websocket.deliveries.*."""
+    environment = Environment(user_classes=[ChatMember])
+    environment.create_local_runner()
+    accounting = DeliveryAccounting(environment, grace=0.0)
+    display = DeliveryDisplay(environment, accounting, None)
+    sessions = [open_session(environment, ws_backend.url, ChatMember) for _ in range(3)]
+    try:
+        for session in sessions:
+            session.request({"type": "join", "room": "g1"})
+        ack = sessions[0].request({"type": "publish", "room": "g1"})
+        sessions[0].expect_deliveries(ack["msg_id"], ack["recipients"] + 1, name="deliver g1")  # one too many
+        wait_for(lambda: sum(ledger_for(environment).arrived.values()) == 2)
+        accounting.tick()
+    finally:
+        for session in sessions:
+            session.close()
+        display.greenlet.kill()
+    totals = accounting.book.totals
+    assert (totals.published, totals.due, totals.delivered, totals.lost, totals.pending) == (1, 3, 2, 1, 0)
+    assert environment.stats.get("deliver g1", DELIVERY_TYPE).num_failures == 1
+    display.publish()
+    gauges = published_gauges(environment)
+    assert gauges["websocket.deliveries.lost"] == 1 and gauges["websocket.deliveries.delivered"] == 2
+    assert gauges["websocket.deliveries.latency_p50_ms"] >= 0

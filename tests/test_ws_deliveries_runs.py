@@ -6,13 +6,24 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from backends.kit import running_backend
-from locust_ext.testing import Backend, json_stats, locust_command, run_distributed, run_locust
+from locust_ext.testing import (
+    Backend,
+    free_port,
+    json_stats,
+    locust_command,
+    run_distributed,
+    run_locust,
+    running_locust,
+)
 from tests.support import REPO_ROOT
 from tests.ws_sessions import server_stats
 
@@ -100,3 +111,36 @@ def test_master_and_two_workers_count_exactly_across_workers(faulty_backend: Bac
     # they had joined: more deliveries were due than worker 0's other five users could take.
     tallies = server_stats(faulty_backend)
     assert tallies["deliveries_due"] > 5 * tallies["published"]
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def test_the_web_ui_has_a_deliveries_tab_with_live_numbers(faulty_backend: Backend, tmp_path: Path) -> None:
+    directory = staged(tmp_path)
+    web = f"http://127.0.0.1:{free_port()}"
+    command = locust_command(
+        directory / "chat.py", "--web-host", "127.0.0.1", "--web-port", web.rsplit(":", 1)[1], "--autostart",
+        "-u", "6", "-r", "6", "-t", "30s", "--host", faulty_backend.url, *CHAT,
+    )  # fmt: skip
+    with running_locust(command, env=ENV) as locust:
+        rows: list[dict[str, Any]] = []
+        for _ in range(150):  # until deliveries show: at most 150 polls, 0.1 s apart
+            try:
+                stats = json.loads(fetch(f"{web}/stats/requests"))
+            except OSError:  # not listening yet
+                stats = {}
+            tables = {table["key"]: table["data"] for table in stats.get("extended_stats", [])}
+            rows = tables.get("websocket_deliveries", [])
+            if rows and rows[0]["delivered"]:
+                break
+            time.sleep(0.1)
+        page = fetch(web)
+        locust.send_signal(signal.SIGTERM)
+        locust.wait(30)
+    assert rows and rows[0]["delivered"] > 0 and rows[0]["published"] > 0
+    assert {"due", "lost", "duplicate", "out_of_order", "unsettled", "latency_p99_ms"} <= set(rows[0])
+    template_args = json.loads(page.split("window.templateArgs = ", 1)[1].split("\n", 1)[0])
+    assert {"title": "Deliveries", "key": "websocket_deliveries"} in template_args["extended_tabs"]
