@@ -125,6 +125,22 @@ class Connection:
         with self.send_lock:
             self.sock.sendall(data)
 
+    def _send_control(self, data: bytes) -> None:
+        """Send a small control frame (RST_STREAM, GOAWAY) from any context: from the hub (e.g. a greenlet's
+        link callback closing a user's channel) it goes from a greenlet of its own, since the hub cannot block."""
+        if gevent.getcurrent() is get_hub():
+            gevent.spawn(self._send_quietly, data)
+        else:
+            self._send_quietly(data)
+
+    def _send_quietly(self, data: bytes) -> None:
+        if self.closed_reason is not None:
+            return
+        try:
+            self._send(data)
+        except OSError as exc:
+            self._fail(f"Socket closed: {exc.strerror or exc}")
+
     def open_stream(self, block: bytes, message: bytes | None, end_stream: bool, wake_on_data: bool) -> Stream:
         """Start a stream with header ``block`` and, when given, its first DATA (one send if the window allows)."""
         while len(self.streams) >= self.peer_max_streams and self.usable:
@@ -201,20 +217,14 @@ class Connection:
             return
         self._wake_window_waiters()
         if self.closed_reason is None and not stream.remote_closed and stream.reset_code is None:
-            try:
-                self._send(f.rst_stream_frame(stream.id, error_code))
-            except OSError as exc:
-                self._fail(f"Socket closed: {exc.strerror or exc}")
+            self._send_control(f.rst_stream_frame(stream.id, error_code))
         self._close_if_drained()
 
     def close(self, reason: str = "Channel closed!") -> None:
-        """Close the socket; streams still open end with ``reason``."""
-        if self.closed_reason is None:
-            try:
-                with gevent.Timeout(1.0, False):
-                    self._send(f.goaway_frame(0))
-            except OSError:
-                pass
+        """Close the socket now (GOAWAY first when that cannot block); streams still open end with ``reason``."""
+        if self.closed_reason is None and gevent.getcurrent() is not get_hub() and not self.send_lock.locked():
+            with contextlib.suppress(OSError), gevent.Timeout(1.0, False):
+                self._send(f.goaway_frame(0))
         self._fail(reason)
 
     # Receiving (the reader greenlet)
@@ -320,7 +330,8 @@ class Connection:
         end = self._header_flags & f.END_STREAM
         if stream.headers is None and not end:
             stream.headers = headers
-            stream.wake()
+            if stream.wake_on_data:  # a unary caller waits for the end only
+                stream.wake()
         else:
             stream.trailers = headers
         if end:
