@@ -1,6 +1,6 @@
 """What delivery accounting costs: deliveries/s received with DeliveryTracking vs the same messages as plain pushes.
 
-``python -m bench.ws_deliveries [--listeners 100] [--publishers 16] [--seconds 4] [--rounds 5]`` (repository root)
+``python bench/ws_deliveries.py [--listeners 100] [--publishers 16] [--seconds 4] [--rounds 5]`` (repository root)
 
 The reference WebSocket backend (rooms) runs pinned to one CPU; this process, the load generator, to the other.
 Same run shape for both variants: ``--listeners`` users join one room, ``--publishers`` users (not in the room)
@@ -28,10 +28,10 @@ import time
 from dataclasses import dataclass
 
 import gevent
+from _common import LOAD_CPU, SERVER_CPU, can_pin, cpu_seconds, placement, start_server
 from locust import User, constant, task
 from locust.env import Environment
 
-from bench._common import LOAD_CPU, SERVER_CPU, can_pin, cpu_seconds, placement, start_server
 from locust_ext import DeliveryTracking, WebSocketUser
 from locust_ext.websocket.deliveries import DELIVERY_TYPE
 from locust_ext.websocket.deliveries_reconcile import DeliveryAccounting
