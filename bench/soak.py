@@ -172,11 +172,11 @@ def main() -> None:
         warm = WORKER_WARMUP_SHARE * run_s if name.startswith("worker") else one.started_at + BACKEND_WARMUP_S
         slope, count = one.slope(warm)
         kept = [s for s in one.samples if s[0] >= max(warm, one.started_at)]
-        files = f"files {kept[0][2]}->{kept[-1][2]}" if kept else ""
-        greenlets = [s[4] for s in kept if s[4] is not None]
-        waiting = f", greenlets {greenlets[0]}->{greenlets[-1]}" if greenlets else ""
-        shown = f"{slope:+.1f}" if slope is not None else "-"
-        print(f"  {name:<18} {shown:>8} KiB/min over {count} samples; {files}{waiting}")
+        file_range = f"files {kept[0][2]}->{kept[-1][2]}" if kept else ""
+        seen = [s[4] for s in kept if s[4] is not None]
+        waiting = f", greenlets {seen[0]}->{seen[-1]}" if seen else ""
+        slope_text = f"{slope:+.1f}" if slope is not None else "-"
+        print(f"  {name:<18} {slope_text:>8} KiB/min over {count} samples; {file_range}{waiting}")
     requests = (
         json.loads(Path(f"{out / 'soak-stats'}.json").read_text())
         if Path(f"{out / 'soak-stats'}.json").exists()
