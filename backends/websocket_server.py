@@ -158,6 +158,8 @@ async def run(args: argparse.Namespace) -> None:
     )
 
     async def handler(connection: ServerConnection) -> None:
+        remote = connection.remote_address
+        state.counters.peer_opened(str(remote[0]) if remote else "unknown")
         await Session(connection, state).run()
 
     try:

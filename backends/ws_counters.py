@@ -39,12 +39,15 @@ class WsCounters:
     deliveries_undelivered: int = 0
     #: well-formed requests by their ``type``
     requests: Counter[str] = field(default_factory=Counter)
+    #: connections opened, by the client's address (its IP, without the port): who connected from where
+    peers: Counter[str] = field(default_factory=Counter)
     connections_open: int = field(default=0, metadata={"gauge": True})
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy of every tally."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["requests"] = dict(self.requests)
+        values["peers"] = dict(self.peers)
         return values
 
     def reset(self) -> dict[str, Any]:
@@ -53,8 +56,8 @@ class WsCounters:
         for f in fields(self):
             if f.metadata.get("gauge"):
                 continue
-            if f.name == "requests":
-                self.requests.clear()
+            if f.name in ("requests", "peers"):
+                getattr(self, f.name).clear()
             else:
                 setattr(self, f.name, 0)
         return before
@@ -62,6 +65,10 @@ class WsCounters:
     def connection_opened(self) -> None:
         self.connections_opened += 1
         self.connections_open += 1
+
+    def peer_opened(self, address: str) -> None:
+        """A connection from ``address`` (the client's IP) was opened."""
+        self.peers[address] += 1
 
     def connection_closed(self) -> None:
         self.connections_closed += 1

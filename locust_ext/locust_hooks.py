@@ -3,9 +3,14 @@
 * ``--latency-buckets`` (:mod:`locust_ext.latency`): at ``init``, the process's response-time bucketing is
   set from the flag (fine by default). Locust's bucket function is process-wide, and a Locust process has one
   Environment, so the Environment that inits sets it.
+* ``--local-ips`` (:mod:`locust_ext.local_ips`): at ``init``, the process's source addresses (exit 2 on a
+  spec that cannot work); again at each ``test_start``, where a worker has the master's value and a local run
+  the web UI form's.
 * Host checks (:mod:`locust_ext.host_check`): at ``init``, every suite user class's settings; its host at
   start-up (headless or ``--autostart``), on the web UI's start form, or on a worker when the master's spawn
   message brings it.
+* Final reports (:mod:`locust_ext.final_reports`): at ``init`` on a master, its ``quit`` waits for the workers'
+  final reports instead of Locust's fixed half second.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from typing import Any
 import gevent
 from flask import Response, jsonify, request
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
-from locust_ext import latency
+from locust_ext import latency, local_ips
 from locust_ext.cli import EXIT_INVALID, exit_invalid
+from locust_ext.final_reports import wait_for_final_reports
 from locust_ext.host_check import host_problem, settings_problem
 
 __all__ = ["add_arguments", "on_init"]
@@ -37,13 +43,42 @@ def add_arguments(parser: Any, **_: Any) -> None:
         env_var="LOCUST_LATENCY_BUCKETS",
         help="fine: 2 significant digits down to 1 µs below 10 ms (default); locust: whole ms below 100 ms",
     )
+    sources = parser.add_argument_group("Source addresses", "where outgoing connections come from")
+    sources.add_argument(
+        "--local-ips",
+        env_var="LOCUST_LOCAL_IPS",
+        default="",
+        metavar="ADDRESSES",
+        help="source addresses connections bind to, round-robin per connection: a list, ranges "
+        "(127.0.0.2-127.0.0.9) and CIDR blocks; each address has its own ephemeral ports per target "
+        "(WebSocketUser, GrpcUser on the native transport)",
+    )
 
 
 def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **_: Any) -> None:
     """Set the bucketing from ``--latency-buckets``, then check the user classes and the host."""
     options = environment.parsed_options
     latency.install(fine=getattr(options, "latency_buckets", "fine") != "locust")
+    if options is not None:
+        try:
+            local_ips.pool.configure(getattr(options, "local_ips", "") or None)
+        except ValueError as exc:
+            exit_invalid(str(exc))
+        environment.events.test_start.add_listener(_local_ips_at_start)
+    if isinstance(runner, MasterRunner):
+        wait_for_final_reports(runner)
     _check_hosts(environment, runner, web_ui)
+
+
+def _local_ips_at_start(environment: Environment, **_kwargs: Any) -> None:
+    """The spec as the run starts (a worker's comes with the master's spawn message); quit on a bad one."""
+    try:
+        local_ips.pool.configure(getattr(environment.parsed_options, "local_ips", "") or None)
+    except ValueError as exc:
+        log.error("not started: %s", exc)
+        environment.process_exit_code = EXIT_INVALID
+        if environment.runner is not None:
+            gevent.spawn(environment.runner.quit)
 
 
 def _check_hosts(environment: Environment, runner: Any, web_ui: Any) -> None:

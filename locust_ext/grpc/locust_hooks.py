@@ -12,7 +12,10 @@ from typing import Any
 
 from locust.env import Environment
 
-from locust_ext.grpc.channels import DEFAULT_TRANSPORT, TRANSPORTS, set_run_transport
+from locust_ext import local_ips
+from locust_ext.cli import exit_invalid
+from locust_ext.grpc.channels import DEFAULT_TRANSPORT, TRANSPORTS, run_transport, set_run_transport
+from locust_ext.grpc.user import GrpcUser
 
 __all__ = ["add_arguments", "on_init"]
 
@@ -31,7 +34,18 @@ def add_arguments(parser: Any, **_: Any) -> None:
 
 
 def on_init(environment: Environment, **_: Any) -> None:
-    """Set this process's run-wide transport from the flag."""
+    """Set this process's run-wide transport from the flag; refuse ``--local-ips`` with grpcio channels."""
     options = environment.parsed_options
     if options is not None:
         set_run_transport(getattr(options, "grpc_transport", None))
+        if local_ips.pool.configured:
+            for cls in environment.user_classes:
+                if (
+                    isinstance(cls, type)
+                    and issubclass(cls, GrpcUser)
+                    and (cls.transport or run_transport()) == "grpcio"
+                ):
+                    exit_invalid(
+                        f"{cls.__name__}: --local-ips needs the native transport (transport = 'native' or "
+                        "--grpc-transport native): grpcio channels cannot bind a source address"
+                    )

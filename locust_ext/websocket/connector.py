@@ -10,14 +10,18 @@ open-file descriptor of the process's :class:`~locust_ext.websocket.preflight.Fd
 
 from __future__ import annotations
 
+import ssl
 import struct
 import time
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 from gevent.event import Event
 from websocket import WebSocket
 
+from locust_ext import local_ips
 from locust_ext.recording import Recorder
 from locust_ext.websocket.correlation import Correlator
 from locust_ext.websocket.errors import WebSocketFailure, connect_failure
@@ -183,10 +187,15 @@ class Connector:
                     origin=options.origin,
                     host=options.host_header,
                     subprotocols=list(options.subprotocols) or None,
+                    socket=_bound_socket(options) if local_ips.pool.configured else None,
                 )
             except Exception as exc:
                 self._budget.release()
-                operation.failure = connect_failure(exc)
+                if local_ips.port_exhaustion(exc):
+                    named = isinstance(exc, local_ips.NoFreeLocalPort) and exc.strerror
+                    operation.failure = WebSocketFailure("connect", named or "no free local port")
+                else:
+                    operation.failure = connect_failure(exc)
                 return None
             except BaseException:  # GreenletExit: closed while connecting
                 self._budget.release()
@@ -195,3 +204,20 @@ class Connector:
         assert ws.sock is not None
         ws.sock.settimeout(None)  # reads happen when the socket is readable; sends are bounded per request
         return Link(ws.sock, ws.getsubprotocol())
+
+
+def _bound_socket(options: ConnectOptions) -> Any:
+    """The TCP (and TLS) connection from the next ``--local-ips`` source address, for websocket-client's
+    handshake: websocket-client cannot bind a source address itself."""
+    parts = urlsplit(options.url)
+    secure = parts.scheme == "wss"
+    host = parts.hostname or ""
+    sock = local_ips.connect_tcp((host, parts.port or (443 if secure else 80)), options.connect_timeout)
+    if not secure:
+        return sock
+    context = options.ssl_context or ssl.create_default_context()
+    try:
+        return context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise

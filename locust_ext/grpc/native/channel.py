@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from gevent import socket, ssl
+from gevent import ssl
 from gevent.lock import Semaphore
 
+from locust_ext import local_ips
 from locust_ext.grpc.native import frames as f
 from locust_ext.grpc.native.connection import Connection, ConnectionGone, Stream
 from locust_ext.grpc.native.headers import RequestHeaders
@@ -166,8 +167,7 @@ class NativeChannel(grpc.Channel):
             if conn is not None and conn.usable:
                 return conn
             try:
-                sock = socket.create_connection((self._host, self._port), timeout=min(timeout or 20.0, 20.0))
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock = local_ips.connect_tcp((self._host, self._port), min(timeout or 20.0, 20.0))  # --local-ips
                 if self._tls is not None:
                     sock = self._tls.wrap_socket(sock, server_hostname=self._server_name)
                     if sock.selected_alpn_protocol() != "h2":
