@@ -25,8 +25,10 @@ and failures stay in the stats and failures tables, where thresholds rules and t
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -98,8 +100,8 @@ class DeliveryLedger:
     def __init__(self) -> None:
         #: (publication id, deliveries due, row name, wall-clock time announced)
         self.expected: list[tuple[Any, int, str, float]] = []
-        #: first arrivals per publication (one per connection it reached)
-        self.arrived: dict[Any, int] = {}
+        #: publication ids of first arrivals (one per connection each reached), counted when drained
+        self.arrived: list[Any] = []
         self.duplicates = 0
         self.out_of_order = 0
 
@@ -110,12 +112,12 @@ class DeliveryLedger:
         """Everything since the last drain, in plain lists (a worker report carries it as it is)."""
         batch = {
             "expected": [list(item) for item in self.expected],
-            "arrived": [[key, count] for key, count in self.arrived.items()],
+            "arrived": [[key, count] for key, count in Counter(self.arrived).items()],
             "duplicate": self.duplicates,
             "out_of_order": self.out_of_order,
         }
         self.expected = []
-        self.arrived = {}
+        self.arrived = []
         self.duplicates = self.out_of_order = 0
         return batch
 
@@ -138,7 +140,7 @@ class SessionDeliveries:
     """One connection's deliveries: what it received lately (duplicates), each publisher's highest sequence
     (order); kept across reconnects, since a duplicate after a reconnect is still a duplicate."""
 
-    __slots__ = ("_recorder", "_seen", "_top", "ledger", "tracking")
+    __slots__ = ("_next_prune", "_recorder", "_seen", "_top", "ledger", "tracking")
 
     def __init__(self, tracking: DeliveryTracking | None, ledger: DeliveryLedger, recorder: Recorder) -> None:
         self.tracking = tracking
@@ -147,6 +149,7 @@ class SessionDeliveries:
         #: publication id -> when it arrived (perf_counter), oldest first
         self._seen: dict[Any, float] = {}
         self._top: dict[Any, float] = {}
+        self._next_prune = 0.0
 
     def expect(self, message_id: Hashable, count: int, name: str) -> None:
         """``count`` deliveries of publication ``message_id`` are due, on the row ``name``."""
@@ -169,28 +172,25 @@ class SessionDeliveries:
             return False
         now = _perf_counter()
         failure: DeliveryFailure | None = None
+        ledger = self.ledger
         try:
             name = tracking.name(message)
-            age = _time() - float(tracking.sent_at(message))
+            age = _time() - tracking.sent_at(message)
             seen = self._seen
-            window = now - tracking.duplicate_window
-            while seen:
-                oldest = next(iter(seen))
-                if seen[oldest] >= window:
-                    break
-                del seen[oldest]
+            if now >= self._next_prune:
+                self._prune(now)
             if key in seen:
-                self.ledger.duplicates += 1
+                ledger.duplicates += 1
                 failure = DeliveryFailure(DUPLICATE)
             else:
                 seen[key] = now
-                arrived = self.ledger.arrived
-                arrived[key] = arrived.get(key, 0) + 1
-                if tracking.sequence is not None and tracking.publisher is not None:
-                    publisher, sequence = tracking.publisher(message), tracking.sequence(message)
+                ledger.arrived.append(key)
+                sequence_of = tracking.sequence
+                if sequence_of is not None:
+                    publisher, sequence = tracking.publisher(message), sequence_of(message)  # type: ignore[misc]
                     top = self._top.get(publisher)
                     if top is not None and sequence < top:
-                        self.ledger.out_of_order += 1
+                        ledger.out_of_order += 1
                         failure = DeliveryFailure(OUT_OF_ORDER)
                     else:
                         self._top[publisher] = sequence
@@ -198,5 +198,19 @@ class SessionDeliveries:
             text = f"error: delivery tracking raised {type(exc).__name__}: {exc}"[:100]
             self._recorder.fire(DELIVERY_TYPE, now, length, DeliveryFailure(text), DELIVERY_TYPE)
             return True
-        self._recorder.fire(name, now - max(0.0, age), length, failure, DELIVERY_TYPE)
+        self._recorder.fire(name, now - age if age > 0 else now, length, failure, DELIVERY_TYPE)
         return True
+
+    def _prune(self, now: float) -> None:
+        """Forget publications received longer than ``duplicate_window`` ago (at most once a second)."""
+        assert self.tracking is not None
+        window = now - self.tracking.duplicate_window
+        seen = self._seen
+        stale = 0
+        for when in seen.values():
+            if when >= window:
+                break
+            stale += 1
+        for key in list(islice(seen, stale)):
+            del seen[key]
+        self._next_prune = now + 1.0
