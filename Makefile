@@ -32,8 +32,10 @@ $(GRPC_JS_STAMP):
 protos: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/loadtest/v1/loadtest.proto
 
+# Sized from the machine: gRPC workers from the cores; WebSocket workers from the hard open-file limit when
+# WS_CONNECTIONS asks for more than one process holds (make backends WS_CONNECTIONS=100000), else 1 (rooms span).
 backends: $(STAMP)
-	$(PY) -m backends.control start
+	LOADTEST_WS_CONNECTIONS=$(WS_CONNECTIONS) $(PY) -m backends.control start
 
 stop:
 	@test -x $(PY) && $(PY) -m backends.control stop || true

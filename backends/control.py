@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -32,9 +33,27 @@ def grpc_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
+def ws_workers() -> int:
+    """WebSocket backend processes: 1 (rooms span every connection), unless LOADTEST_WS_WORKERS says, or
+    LOADTEST_WS_CONNECTIONS asks for more connections than one process's hard open-file limit holds.
+
+    Rooms are per process (``backends.ws_workers``): size up for connection counts, not for room fan-out.
+    """
+    configured = os.environ.get("LOADTEST_WS_WORKERS")
+    if configured:
+        return int(configured)
+    connections = int(os.environ.get("LOADTEST_WS_CONNECTIONS") or 0)
+    if connections <= 0:
+        return 1
+    from backends.ws_workers import default_workers  # imports the server module: only when sizing
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return default_workers(1, connections, hard if hard != resource.RLIM_INFINITY else 1 << 20)
+
+
 BACKENDS = {
     "grpc": ("backends.grpc_server", "50051", ["--workers", str(grpc_workers())]),
-    "websocket": ("backends.websocket_server", "8080", []),
+    "websocket": ("backends.websocket_server", "8080", ["--workers", str(ws_workers())]),
 }
 
 

@@ -74,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"largest message served; up to {HARD_SIZE_FACTOR}x this gets an error reply (default 1 MiB)",
     )
     parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (SO_REUSEPORT), counters summed; rooms are per process (default 1)",
+    )
+    parser.add_argument(
         "--compression", action="store_true", help="offer permessage-deflate (off: it costs CPU and memory)"
     )
     faults = parser.add_argument_group("fault injection for every request (a request's 'fault' object overrides)")
@@ -143,12 +150,15 @@ def stats_over_http(counters: WsCounters) -> Callable[[ServerConnection, Request
     return process_request
 
 
-async def run(args: argparse.Namespace) -> None:
-    """Listen, announce READY, serve until SIGINT/SIGTERM, then close every connection with 1001."""
+async def run(
+    args: argparse.Namespace, counters: WsCounters | None = None, on_ready: Callable[[int], None] | None = None
+) -> None:
+    """Listen, announce READY (or call ``on_ready`` with the port: a ``--workers`` process, which shares the
+    port), serve until SIGINT/SIGTERM, then close every connection with 1001."""
     fd_limit = raise_open_file_limit()
     log.info("open-file limit %d", fd_limit)
     context = tls_context(args)
-    counters = WsCounters()
+    counters = counters or WsCounters()
     faults = DeliveryFaults(args.delivery_drop_rate, args.delivery_duplicate_rate, args.delivery_reorder_rate)
     state = ServerState(
         counters=counters,
@@ -173,12 +183,16 @@ async def run(args: argparse.Namespace) -> None:
             max_size=HARD_SIZE_FACTOR * args.max_size,
             close_timeout=CLOSE_TIMEOUT_S,
             backlog=LISTEN_BACKLOG,
+            reuse_port=on_ready is not None,
         )
     except OSError as exc:
         raise StartupError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
 
     port = server.sockets[0].getsockname()[1]
-    announce_ready("wss" if context else "ws", args.host, port)
+    if on_ready is not None:
+        on_ready(port)
+    else:
+        announce_ready("wss" if context else "ws", args.host, port)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -192,6 +206,11 @@ async def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.workers > 1:
+        from backends import ws_workers  # only a multi-process server needs it (it imports this module)
+
+        run_backend(lambda: ws_workers.serve(args, tls=tls_context(args) is not None))
+        return
     run_backend(lambda: asyncio.run(run(args)))
 
 
