@@ -52,7 +52,7 @@ FEATURES: tuple[str, ...] = (
     "locust_ext.thresholds.locust_hooks",
     # WebSocket users: --ws-fd-reserve; connection gauges, console and web UI.
     "locust_ext.websocket.locust_hooks",
-    # gRPC users: --grpc-transport (grpcio or native) for GrpcUser classes that set no transport.
+    # gRPC users: --grpc-transport (native, the default, or grpcio) for GrpcUser classes that set no transport.
     "locust_ext.grpc.locust_hooks",
     # Load shapes: --stages / --shape build the run's LoadTestShape (checked before load, web UI parameters).
     "locust_ext.shapes.locust_hooks",

@@ -55,11 +55,11 @@ def recorded_calls(tmp_path: Path) -> tuple[int, int]:
 @pytest.mark.parametrize(
     ("flags", "env", "extra", "expected"),
     [
-        ((), {}, "", GRPCIO),
-        (("--grpc-transport", "native"), {}, "", NATIVE),
-        ((), {"LOCUST_GRPC_TRANSPORT": "native"}, "", NATIVE),
-        (("--grpc-transport", "native"), {}, 'transport = "grpcio"', GRPCIO),
-        ((), {}, 'transport = "native"', NATIVE),
+        ((), {}, "", NATIVE),
+        (("--grpc-transport", "grpcio"), {}, "", GRPCIO),
+        ((), {"LOCUST_GRPC_TRANSPORT": "grpcio"}, "", GRPCIO),
+        (("--grpc-transport", "grpcio"), {}, 'transport = "native"', NATIVE),
+        ((), {}, 'transport = "grpcio"', GRPCIO),
     ],
     ids=["default", "flag", "env", "class-over-flag", "class"],
 )
@@ -77,9 +77,7 @@ def test_transport_choice_and_counts_match_the_server(
 
 
 def test_unsupported_channel_options_stop_locust_before_load(tmp_path: Path, grpc_backend: Backend) -> None:
-    extra = (
-        'transport = "native"\n    channel_options = (("grpc.keepalive_time_ms", 10000), ("grpc.enable_retries", 0))'
-    )
+    extra = 'channel_options = (("grpc.keepalive_time_ms", 10000), ("grpc.enable_retries", 0))'  # default transport
     result, channels = run(tmp_path, grpc_backend, extra=extra)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]

@@ -2,7 +2,8 @@
 
 Two transports open the channel: ``"grpcio"`` (grpc's own, under gevent) and ``"native"`` (HTTP/2 on gevent
 sockets, :mod:`locust_ext.grpc.native`). A user class picks one with ``GrpcUser.transport``; otherwise the run's
-choice applies (``--grpc-transport`` / ``LOCUST_GRPC_TRANSPORT``, default ``"grpcio"``).
+choice applies (``--grpc-transport`` / ``LOCUST_GRPC_TRANSPORT``, default ``"native"``: it passes the whole
+conformance suite, tests/test_grpc_native_*.py, and GrpcUser's own tests on both transports).
 
 grpc shares subchannels (TCP connections) between channels with the same target and options through a
 process-wide pool, so "a channel per user" would silently become one connection for every user. Each grpcio
@@ -37,7 +38,7 @@ __all__ = [
 
 #: The gRPC transports a channel can be opened with.
 TRANSPORTS = ("grpcio", "native")
-DEFAULT_TRANSPORT = "grpcio"
+DEFAULT_TRANSPORT = "native"
 _run_transport: str | None = None
 
 
@@ -48,7 +49,7 @@ def set_run_transport(transport: str | None) -> None:
 
 
 def run_transport() -> str:
-    """The run's transport: the flag once Locust parsed it, else ``LOCUST_GRPC_TRANSPORT``, else grpcio."""
+    """The run's transport: the flag once Locust parsed it, else ``LOCUST_GRPC_TRANSPORT``, else native."""
     return _run_transport or os.environ.get("LOCUST_GRPC_TRANSPORT") or DEFAULT_TRANSPORT
 
 

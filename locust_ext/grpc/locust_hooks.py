@@ -1,8 +1,8 @@
 """Locust wiring of GrpcUser: the ``--grpc-transport`` flag.
 
 ``--grpc-transport`` is the run-wide choice of transport for GrpcUser classes that do not set ``transport``
-themselves: ``grpcio`` (grpc's own channel under gevent, the default) or ``native`` (HTTP/2 on gevent sockets,
-:mod:`locust_ext.grpc.native`). Everything else is configured with typed class attributes on the user; the
+themselves: ``native`` (HTTP/2 on gevent sockets, :mod:`locust_ext.grpc.native`, the default) or ``grpcio``
+(grpc's own channel under gevent). Everything else is configured with typed class attributes on the user; the
 user classes' settings and host (transport included) are checked by :mod:`locust_ext.locust_hooks`.
 """
 
@@ -28,8 +28,8 @@ def add_arguments(parser: Any, **_: Any) -> None:
         env_var="LOCUST_GRPC_TRANSPORT",
         choices=TRANSPORTS,
         default=DEFAULT_TRANSPORT,
-        help=f"transport of GrpcUser classes that set no `transport` (default {DEFAULT_TRANSPORT}; "
-        "native: HTTP/2 on gevent sockets, cheaper per call)",
+        help=f"transport of GrpcUser classes that set no `transport` (default {DEFAULT_TRANSPORT}: HTTP/2 on "
+        "gevent sockets, cheaper per call; grpcio: grpc's own channel, for channel options native refuses)",
     )
 
 

@@ -63,9 +63,9 @@ class GrpcUser(HostCheckedUser, GracefulStopUser):
     protoset: ClassVar[str | None] = None
 
     # Channel
-    #: ``"grpcio"`` (grpc's own channel) or ``"native"`` (HTTP/2 on gevent sockets, several times cheaper per call;
-    #: refuses at start-up, by name, channel options it does not implement); None: the run's choice,
-    #: ``--grpc-transport`` / ``LOCUST_GRPC_TRANSPORT`` (default ``"grpcio"``).
+    #: ``"native"`` (HTTP/2 on gevent sockets, several times cheaper per call; refuses at start-up, by name, channel
+    #: options it does not implement) or ``"grpcio"`` (grpc's own channel); None: the run's choice,
+    #: ``--grpc-transport`` / ``LOCUST_GRPC_TRANSPORT`` (default ``"native"``).
     transport: ClassVar[str | None] = None
     #: grpc channel arguments, e.g. ``(("grpc.max_receive_message_length", 64 << 20),)``; keepalive lives here too.
     channel_options: ClassVar[tuple[tuple[str, Any], ...]] = ()

@@ -41,6 +41,7 @@ class Stream:
         "headers",
         "id",
         "received",
+        "refused",
         "remote_closed",
         "reset_code",
         "send_window",
@@ -61,6 +62,8 @@ class Stream:
         self.reset_code: int | None = None
         self.error: str | None = None
         self.expired = False
+        #: The server never processed it (above a GOAWAY's last stream id, or REFUSED_STREAM): safe to retry.
+        self.refused = False
         self.waiter: Waiter | None = None
 
     @property
@@ -277,6 +280,7 @@ class Connection:
             stream = self.streams.pop(stream_id, None)
             if stream is not None:
                 stream.reset_code = f.parse_u32(payload)
+                stream.refused = stream.reset_code == f.REFUSED_STREAM
                 stream.wake()
                 self._wake_window_waiters()
         elif kind == f.SETTINGS:
@@ -361,6 +365,7 @@ class Connection:
         for stream_id in [sid for sid in self.streams if sid > last_stream_id]:
             stream = self.streams.pop(stream_id)
             stream.error = reason
+            stream.refused = True
             stream.wake()
         self._wake_window_waiters()
 

@@ -7,6 +7,7 @@ in one send, the caller sleeps until the reader has the whole answer, and no cal
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +43,14 @@ class _MultiCallable:
         self._deserialize = response_deserializer
         self._block = channel.request_headers.method(method)
 
-    def _headers(self, timeout: float | None, metadata: MetadataArg, compression: Any, credentials: Any) -> bytes:
+    def _headers(
+        self, timeout: float | None, metadata: MetadataArg, compression: Any, credentials: Any, wait_for_ready: Any
+    ) -> bytes:
         """This call's header block: the method's cached block, then deadline, metadata and encoding."""
         if credentials is not None:
             raise NotImplementedError("the native gRPC transport does not support call credentials; use grpcio")
+        if wait_for_ready:
+            raise NotImplementedError("the native gRPC transport does not support wait_for_ready=True; use grpcio")
         block = self._block
         headers = self._channel.request_headers
         if timeout is not None:
@@ -82,7 +87,7 @@ class UnaryUnary(_MultiCallable, grpc.UnaryUnaryMultiCallable):
         wait_for_ready: bool | None = None,
         compression: Any = None,
     ) -> Any:
-        return self._blocking(request, timeout, metadata, credentials, compression)[0]
+        return self._blocking(request, timeout, metadata, credentials, compression, wait_for_ready)[0]
 
     def with_call(
         self,
@@ -93,7 +98,7 @@ class UnaryUnary(_MultiCallable, grpc.UnaryUnaryMultiCallable):
         wait_for_ready: bool | None = None,
         compression: Any = None,
     ) -> tuple[Any, grpc.Call]:
-        response, call = self._blocking(request, timeout, metadata, credentials, compression, True)
+        response, call = self._blocking(request, timeout, metadata, credentials, compression, wait_for_ready, True)
         return response, call
 
     def future(self, *_args: Any, **_kwargs: Any) -> Any:
@@ -106,30 +111,37 @@ class UnaryUnary(_MultiCallable, grpc.UnaryUnaryMultiCallable):
         metadata: MetadataArg,
         credentials: Any,
         compression: Any,
+        wait_for_ready: Any,
         with_call: bool = False,
     ) -> tuple[Any, FinishedCall | None]:
-        block = self._headers(timeout, metadata, compression, credentials)
+        block = self._headers(timeout, metadata, compression, credentials, wait_for_ready)
         message = self._encode(request)
         if timeout is not None and timeout <= 0:
             raise FinishedCall(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        deadline = time.monotonic() + timeout if timeout is not None else None
         channel = self._channel
-        try:
-            conn, stream = channel.open_stream(block, message, True, False, timeout)
-        except ConnectionGone as exc:
-            raise FinishedCall(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
-        timer = None
-        if timeout is not None:
-            timer = get_hub().loop.timer(timeout)
-            timer.start(stream.expire)
-        try:
-            while not stream.done:
-                stream.wait()
-        except BaseException:
-            conn.reset(stream)
-            raise
-        finally:
-            if timer is not None:
-                timer.close()
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                conn, stream = channel.open_stream(block, message, True, False, remaining)
+            except ConnectionGone as exc:
+                raise FinishedCall(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
+            timer = None
+            if remaining is not None:
+                timer = get_hub().loop.timer(remaining)
+                timer.start(stream.expire)
+            try:
+                while not stream.done:
+                    stream.wait()
+            except BaseException:
+                conn.reset(stream)
+                raise
+            finally:
+                if timer is not None:
+                    timer.close()
+            # Never seen by the server (GOAWAY, REFUSED_STREAM): retried transparently, as grpcio does.
+            if not (stream.refused and not stream.expired):
+                break
         code, details = stream_outcome(stream, conn)
         if code is not _OK:
             raise FinishedCall(code, details, stream.headers, stream.trailers)
@@ -167,7 +179,7 @@ class UnaryStream(_MultiCallable, grpc.UnaryStreamMultiCallable):
         wait_for_ready: bool | None = None,
         compression: Any = None,
     ) -> StreamCall:
-        block = self._headers(timeout, metadata, compression, credentials)
+        block = self._headers(timeout, metadata, compression, credentials, wait_for_ready)
         call = self._stream_call(timeout)
         call.start(block, self._encode(request), True, True)
         return call
@@ -187,7 +199,7 @@ class StreamUnary(_MultiCallable, grpc.StreamUnaryMultiCallable):
         wait_for_ready: bool | None = None,
         compression: Any = None,
     ) -> Any:
-        return self._blocking(request_iterator, timeout, metadata, credentials, compression)[0]
+        return self._blocking(request_iterator, timeout, metadata, credentials, compression, wait_for_ready)[0]
 
     def with_call(
         self,
@@ -198,16 +210,22 @@ class StreamUnary(_MultiCallable, grpc.StreamUnaryMultiCallable):
         wait_for_ready: bool | None = None,
         compression: Any = None,
     ) -> tuple[Any, grpc.Call]:
-        return self._blocking(request_iterator, timeout, metadata, credentials, compression)
+        return self._blocking(request_iterator, timeout, metadata, credentials, compression, wait_for_ready)
 
     def future(self, *_args: Any, **_kwargs: Any) -> Any:
         raise NotImplementedError("the native gRPC transport has no future(); call the stub, or use grpcio")
 
     def _blocking(
-        self, requests: Iterable[Any], timeout: float | None, metadata: MetadataArg, credentials: Any, compression: Any
+        self,
+        requests: Iterable[Any],
+        timeout: float | None,
+        metadata: MetadataArg,
+        credentials: Any,
+        compression: Any,
+        wait_for_ready: Any,
     ) -> tuple[Any, grpc.Call]:
         call = self._stream_call(timeout)
-        call.start(self._headers(timeout, metadata, compression, credentials), None, False, False)
+        call.start(self._headers(timeout, metadata, compression, credentials, wait_for_ready), None, False, False)
         call.send_requests(requests, self._serialize)
         call.wait_done()
         response = call.single_response()
@@ -229,6 +247,6 @@ class StreamStream(_MultiCallable, grpc.StreamStreamMultiCallable):
         compression: Any = None,
     ) -> StreamCall:
         call = self._stream_call(timeout)
-        call.start(self._headers(timeout, metadata, compression, credentials), None, False, True)
+        call.start(self._headers(timeout, metadata, compression, credentials, wait_for_ready), None, False, True)
         call.send_requests(request_iterator, self._serialize)
         return call
