@@ -8,6 +8,7 @@ gzip-compressed responses; TLS and mTLS; a server restart (GOAWAY, UNAVAILABLE, 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,8 @@ import gevent
 import grpc
 import pytest
 
-from locust_ext.testing import Backend, free_port
+from backends.kit import grpc_counters
+from locust_ext.testing import Backend, free_port, running_server
 from tests.grpc_conformance import SERVER_KINDS, TRANSPORTS, channel, conformance_server
 from tests.tls_certs import make_pki
 
@@ -226,3 +228,23 @@ def test_server_restart_unavailable_then_recovery(kind: str, transport: str) -> 
                 assert error.code() is grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline
                 gevent.sleep(0.2)
     ch.close()
+
+
+def test_calls_refused_by_goaway_unary_retried_streams_unavailable(grpc_backend: Backend) -> None:
+    """A first connection refused with GOAWAY(0) before any stream: the unary call is retried on a new connection
+    (the server sees it once), as grpcio retries it; a streaming call fails UNAVAILABLE."""
+    command = [sys.executable, str(Path(__file__).parent / "goaway_proxy.py"), "--upstream", grpc_backend.address]
+    grpc_counters(grpc_backend, reset=True)
+    with running_server(command, kind="goaway-proxy") as front:
+        ch = channel(front.address, "native")
+        assert pb_grpc.HelloStub(ch).SayHello(pb.HelloRequest(name="again"), timeout=10).message == "Hello, again!"
+        ch.close()
+    with running_server(command, kind="goaway-proxy") as front:
+        ch = channel(front.address, "native")
+        with pytest.raises(grpc.RpcError) as refused:
+            list(pb_grpc.StreamStub(ch).Subscribe(pb.StreamRequest(count=2), timeout=10))
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE and "GOAWAY" in refused.value.details()
+        assert [m.seq for m in pb_grpc.StreamStub(ch).Subscribe(pb.StreamRequest(count=2), timeout=10)] == [0, 1]
+        ch.close()
+    served = grpc_counters(grpc_backend).methods
+    assert served["/loadtest.v1.Hello/SayHello"].received == 1 and served["/loadtest.v1.Stream/Subscribe"].received == 1
