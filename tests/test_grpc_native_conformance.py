@@ -248,3 +248,18 @@ def test_calls_refused_by_goaway_unary_retried_streams_unavailable(grpc_backend:
         ch.close()
     served = grpc_counters(grpc_backend).methods
     assert served["/loadtest.v1.Hello/SayHello"].received == 1 and served["/loadtest.v1.Stream/Subscribe"].received == 1
+
+
+def test_small_receive_window_is_topped_up_with_window_updates(server: tuple[str, Backend]) -> None:
+    """With grpc's minimum 64 KiB windows instead of 1 GiB, several MiB only arrive if the native client keeps
+    sending WINDOW_UPDATE for the connection and the stream as it reads."""
+    from locust_ext.grpc.native import NativeChannel
+
+    ch = NativeChannel(server[1].address, options=BIG, receive_window=65_535)
+    payload = b"w" * (6 * MIB)
+    echo = pb_grpc.EchoStub(ch)
+    assert echo.Echo(pb.EchoRequest(payload=payload), timeout=30).payload == payload
+    assert [len(r.payload) for r in echo.EchoBidi(iter([pb.EchoRequest(payload=payload)] * 2), timeout=30)] == [
+        6 * MIB
+    ] * 2
+    ch.close()
