@@ -59,4 +59,5 @@ def test_no_stray_profile_files() -> None:
     expected |= {
         f"chat-{scenario}.{ext}" for scenario in ("live-event", "flash-sale", "iot") for ext in ("conf", "yaml")
     }
+    expected |= {"websocket-im-gateway.conf", "websocket-im-gateway.yaml"}  # tests/test_ws_sessions_lifetime.py
     assert {path.name for path in PROFILES.iterdir()} == expected

@@ -29,6 +29,7 @@ from locust_ext.websocket.events import DISCONNECT_TYPE
 from locust_ext.websocket.frames import OP_CLOSE
 from locust_ext.websocket.gauges import ConnectionCounts
 from locust_ext.websocket.keepalive import Keepalive
+from locust_ext.websocket.lifetimes import SESSION, SESSION_TYPE, session_floor
 from locust_ext.websocket.link import Link
 from locust_ext.websocket.options import ConnectOptions
 from locust_ext.websocket.preflight import FdBudget
@@ -125,9 +126,12 @@ class Connector:
         link.close()
         self._budget.release()
         failure = WebSocketFailure("disconnect", detail or "closed by the client")
-        if detail is not None and not self.closing:
+        dropped = detail is not None and not self.closing
+        if dropped:
             self._counts.drops += 1
             self._recorder.fire("disconnect", self._connected_at, 0, failure, DISCONNECT_TYPE)
+        lifetime_s = time.perf_counter() - self._connected_at
+        self._recorder.fire(SESSION, self._connected_at, 0, session_floor.failure(lifetime_s, dropped), SESSION_TYPE)
         for waiter in self._correlator.drop():
             waiter.set(failure)
         if self.closing:
