@@ -8,7 +8,8 @@ client-streaming, server-streaming, bidi) on a master and ``--workers`` workers,
 10 s 30 % of the users leave (WebSocket connections and gRPC channels closed) and as many new ones connect.
 The gRPC backend is restarted at 40 % of the run and the WebSocket backend at 60 % (same port; users see
 failures, then reconnect). Workers are read from /proc (resident memory, descriptors, threads) and from the
-master's ``/generator`` page (greenlets waiting on the hub, hub lag); backends from /proc.
+master's ``/generator`` page (greenlets waiting on the hub, hub lag); backends from /proc. The master's log goes
+to reports/soak-master.log, its generator report to reports/soak-generator.json.
 
 Warm-up is the first 20 % of the run for workers (imports, first connections, allocator growth), and a minute
 after its last (re)start for a backend; the slope is a least-squares fit of the samples (every 5 s) after it.
@@ -98,6 +99,7 @@ def main() -> None:
     out = Path("reports")
     out.mkdir(exist_ok=True)
     shape = f"churn:users={args.users},fraction=0.3,interval=10s,run_time={run_s:.0f}s"
+    master_log = (out / "soak-master.log").open("w")  # a pipe nobody reads would fill and stall the master
     master = subprocess.Popen(
         locust_command(
             LOCUSTFILE, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
@@ -105,7 +107,7 @@ def main() -> None:
             "--autostart", "--autoquit", "5", "--shape", shape, "--generator-report", str(out / "soak-generator.json"),
             "--json-file", str(out / "soak-stats"),
         ),
-        env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=full_env, stdout=master_log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     workers = [
         subprocess.Popen(
@@ -166,6 +168,7 @@ def main() -> None:
                 process.kill()
         for backend in backends.values():
             stop_process(backend.process)
+        master_log.close()
     print(f"\nslopes after warm-up (workers: after {WORKER_WARMUP_SHARE:.0%} of the run; backends: "
           f"{BACKEND_WARMUP_S:.0f} s after their last start), KiB/min:")  # fmt: skip
     for name, one in tracked.items():
