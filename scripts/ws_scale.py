@@ -4,14 +4,14 @@
     python scripts/ws_scale.py --connections 100000   # the IM-gateway target (about 5 minutes)
 
 Starts the reference WebSocket backend with enough ``--workers`` for the connections (each process under its
-hard open-file limit), a Locust master and enough workers (started with only ``--worker --master-host``), and
-runs ``--stages`` ramp/hold/ramp-down over ``--local-ips`` (8 source addresses by default: 28,232 ephemeral
-ports each toward the one backend port). A share of the users echo a message every few seconds; the others stay
-idle, kept alive by pings. Every second it samples the backend's counters and the processes' memory; at the
-peak it counts the server's established sockets in the kernel (``ss``). Prints, and writes as JSON: connections
-at peak (backend counters and kernel), ramp rate, connect p50/p95, client and server memory per connection,
-drops, reconnects, message latency p99. Every process it started is stopped at the end, and killed when the
-run outlives ``--budget``.
+hard open-file limit), a Locust master and enough workers (started with only ``--worker --master-host``),
+ramps up, holds and ramps down (the shape in scripts/ws_scale_users.py) over ``--local-ips`` (8 source
+addresses by default: 28,232 ephemeral ports each toward the one backend port). A share of the users echo a
+message every few seconds; the others stay idle, kept alive by pings. Every second it samples the backend's
+counters and the processes' memory; at the peak it counts the server's established sockets in the kernel
+(``ss``). Prints, and writes as JSON: connections at peak (backend counters and kernel), ramp rate, connect
+p50/p95, client and server memory per connection, drops, reconnects, message latency p99. Every process it
+started is stopped at the end (also on SIGINT/SIGTERM), and killed when the run outlives ``--budget``.
 """
 
 from __future__ import annotations
@@ -185,10 +185,13 @@ def run(args: argparse.Namespace) -> Result:
     locust_workers = args.locust_workers or max(1, math.ceil(n / PER_PROCESS))
     backend_workers = args.backend_workers or max(1, math.ceil(n / PER_PROCESS))
     result = Result(n, locust_workers, backend_workers, args.local_ips)
-    ramp = max(1.0, n / args.ramp_rate)
-    stages = f"{ramp:.0f}s:{n},{args.hold:.0f}s:{n},{args.ramp_down:.0f}s:0"
+    stages = f"up to {n} at {args.ramp_rate:g}/s, hold {args.hold:g} s, down in {args.ramp_down:g} s"
     env = {
         **os.environ,
+        "WS_SCALE_USERS": str(n),
+        "WS_SCALE_RATE": str(args.ramp_rate),
+        "WS_SCALE_HOLD": str(args.hold),
+        "WS_SCALE_DOWN": str(args.ramp_down),
         "WS_SCALE_MESSAGE_SHARE": str(args.message_share),
         "WS_SCALE_MESSAGE_INTERVAL": str(args.message_interval),
         "WS_SCALE_PING_INTERVAL": str(args.ping_interval),
@@ -213,7 +216,7 @@ def run(args: argparse.Namespace) -> Result:
         _settled([psutil.Process(process.pid) for process in processes], deadline=time.monotonic() + 60)
         master_command = locust_command(USERS_FILE, "--master", "--master-bind-host", "127.0.0.1")
         master_command += ["--master-bind-port", master_port, "--expect-workers", str(locust_workers)]
-        master_command += ["--headless", "--stages", stages, "-H", backend.url, "--local-ips", args.local_ips]
+        master_command += ["--headless", "-H", backend.url, "--local-ips", args.local_ips]
         master_command += ["--csv", str(prefix), "--only-summary"]
         master_log = out / "master.log"
         with master_log.open("wb") as log:
@@ -221,7 +224,7 @@ def run(args: argparse.Namespace) -> Result:
         processes.insert(0, master)
         print(
             f"backend {backend.url} ({backend_workers} processes), {locust_workers} Locust workers, "
-            f"--stages {stages}, --local-ips {args.local_ips}",
+            f"{stages}, --local-ips {args.local_ips}",
             flush=True,
         )
         samples = _sample_until_done(backend, master, processes[1:], n, deadline, result)
@@ -309,8 +312,13 @@ def _summarise(samples: list[Sample], result: Result, prefix: Path, master_log: 
         result.drops, result.reconnects = int(found[-1][1]), int(found[-1][2])
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # the clean-up in run() stops every process it started
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     result = run(args)
     width = max(len(key) for key in asdict(result))
     for key, value in asdict(result).items():
