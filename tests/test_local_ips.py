@@ -22,6 +22,7 @@ import pytest
 from backends.kit import REPO_ROOT, grpc_counters
 from locust_ext.local_ips import MAX_ADDRESSES, SourceAddresses, parse_local_ips
 from locust_ext.testing import Backend, locust_command, run_distributed, run_locust, running_locust
+from locust_ext.websocket.preflight import FdBudget, ephemeral_port_range, preflight_messages
 from tests import netns
 from tests.support import FOR_TESTS
 
@@ -167,3 +168,17 @@ def test_no_free_local_port_is_a_named_connect_failure(tmp_path: Path) -> None:
     assert connects["num_failures"] >= 6
     failures = Path(f"{stem}_failures.csv").read_text()
     assert "connect: no free local port (source 127.0.0.2)" in failures, failures
+
+
+def test_preflight_counts_ports_over_the_source_addresses() -> None:
+    ports = ephemeral_port_range()
+    assert ports is not None
+    per_source = ports[1] - ports[0] + 1
+    budget = FdBudget(reserve=-(10**9))  # files aside: only the port message is under test
+    users = 3 * per_source + 1
+    (message,) = preflight_messages(users, "ws://127.0.0.1:8080", budget, sources=1)
+    assert f"{per_source} ports per source address toward ws://127.0.0.1:8080" in message
+    assert "≥ 4 source addresses (--local-ips" in message and "no free local port" in message
+    (message,) = preflight_messages(users, "ws://127.0.0.1:8080", budget, sources=3)
+    assert f"{3 * per_source} over the 3 addresses of --local-ips" in message
+    assert preflight_messages(users, "ws://127.0.0.1:8080", budget, sources=4) == []

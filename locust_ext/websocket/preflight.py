@@ -15,6 +15,7 @@ import logging
 import resource
 from pathlib import Path
 
+from locust_ext import local_ips
 from locust_ext.generator import open_fd_count
 
 __all__ = [
@@ -82,8 +83,11 @@ class FdBudget:
 fd_budget = FdBudget()
 
 
-def preflight_messages(users: int, target: str | None, budget: FdBudget = fd_budget) -> list[str]:
-    """Plain warnings when ``users`` connections (one each) will not fit this process; empty when they do."""
+def preflight_messages(
+    users: int, target: str | None, budget: FdBudget = fd_budget, sources: int | None = None
+) -> list[str]:
+    """Plain warnings when ``users`` connections (one each) will not fit this process; empty when they do.
+    ``sources``: source addresses the connections spread over (default: ``--local-ips``'s, or one)."""
     messages = []
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = users + budget.baseline + budget.reserve
@@ -97,10 +101,16 @@ def preflight_messages(users: int, target: str | None, budget: FdBudget = fd_bud
             f"for Locust); connections beyond it will fail as `connect: open-file limit`. To fix: {how}."
         )
     ports = ephemeral_port_range()
-    if ports is not None and users > ports[1] - ports[0] + 1:
+    sources = max(1, local_ips.pool.count() if sources is None else sources)
+    per_source = ports[1] - ports[0] + 1 if ports is not None else 0
+    if ports is not None and users > per_source * sources:
+        have = f"{per_source} ports per source address toward {target or 'one target'}"
+        if sources > 1:
+            have += f", {per_source * sources} over the {sources} addresses of --local-ips"
         messages.append(
-            f"preflight: the ephemeral port range {ports[0]}-{ports[1]} gives {ports[1] - ports[0] + 1} ports per "
-            f"target address, fewer than {users} connections to {target or 'one target'}; to fix: "
-            f'`sudo sysctl -w net.ipv4.ip_local_port_range="1024 65535"` (see {TUNING_SCRIPT}).'
+            f"preflight: the ephemeral port range {ports[0]}-{ports[1]} gives {have}: fewer than {users} "
+            f"connections; connects past them fail as `connect: no free local port`. To fix: bind "
+            f"≥ {-(-users // per_source)} source addresses (--local-ips, e.g. 127.0.0.2-127.0.0.9 toward a "
+            f'loopback target), or `sudo sysctl -w net.ipv4.ip_local_port_range="1024 65535"` (see {TUNING_SCRIPT}).'
         )
     return messages
