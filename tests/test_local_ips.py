@@ -9,6 +9,7 @@ namespace of its own, whose ephemeral port range is four ports wide.
 from __future__ import annotations
 
 import json
+import resource
 import socket
 import sys
 import time
@@ -22,7 +23,7 @@ import pytest
 from backends.kit import REPO_ROOT, grpc_counters
 from locust_ext.local_ips import MAX_ADDRESSES, SourceAddresses, parse_local_ips
 from locust_ext.testing import Backend, locust_command, run_distributed, run_locust, running_locust
-from locust_ext.websocket.preflight import FdBudget, ephemeral_port_range, preflight_messages
+from locust_ext.websocket.preflight import FdBudget, capacity_plan, ephemeral_port_range, preflight_messages
 from tests import netns
 from tests.support import FOR_TESTS
 
@@ -182,3 +183,25 @@ def test_preflight_counts_ports_over_the_source_addresses() -> None:
     (message,) = preflight_messages(users, "ws://127.0.0.1:8080", budget, sources=3)
     assert f"{3 * per_source} over the 3 addresses of --local-ips" in message
     assert preflight_messages(users, "ws://127.0.0.1:8080", budget, sources=4) == []
+
+
+def test_capacity_plan_speaks_in_workers_and_addresses() -> None:
+    plan = capacity_plan(100_000, 1, "ws://127.0.0.1:8080", files=20_000, reserve=100, ports=28_232, sources=1)
+    assert plan == (
+        "preflight: 100,000 users need ≥ 6 workers at 20,000 files each and ≥ 4 source addresses toward "
+        "ws://127.0.0.1:8080 (this run has 1 worker and 1 source address); add more workers and --local-ips"
+    )
+    assert capacity_plan(100_000, 6, "ws://h:1", files=20_000, reserve=100, ports=28_232, sources=4) is None
+    only_ports = capacity_plan(100_000, 6, "ws://h:1", files=20_000, reserve=100, ports=28_232, sources=2)
+    assert only_ports is not None and "workers at" not in only_ports and only_ports.endswith("add --local-ips")
+
+
+def test_strict_capacity_stops_a_run_that_cannot_fit_before_load(ws_backend: Backend) -> None:
+    ws_tallies(ws_backend, reset=True)
+    users = str(resource.getrlimit(resource.RLIMIT_NOFILE)[0] * 2)
+    command = locust_command(LOCUSTFILE, "--headless", "-u", users, "-r", "1", "-t", "5s", "-H", ws_backend.url)
+    done = run_locust([*command, "--local-ips", SOURCES, "--strict-capacity"])
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"{int(users):,} users need ≥ 3 workers at" in errors[0], done.stderr[-2000:]
+    assert ws_tallies(ws_backend)["connections_opened"] == 0

@@ -21,6 +21,7 @@ from locust_ext.generator import open_fd_count
 __all__ = [
     "DEFAULT_FD_RESERVE",
     "FdBudget",
+    "capacity_plan",
     "ephemeral_port_range",
     "fd_budget",
     "open_fd_count",
@@ -114,3 +115,28 @@ def preflight_messages(
             f'loopback target), or `sudo sysctl -w net.ipv4.ip_local_port_range="1024 65535"` (see {TUNING_SCRIPT}).'
         )
     return messages
+
+
+#: Descriptors a Locust worker holds besides its connections (its own files, sockets to the master, ...).
+WORKER_BASELINE_FILES = 50
+
+
+def capacity_plan(
+    users: int, workers: int, target: str | None, *, files: int, reserve: int, ports: int | None, sources: int
+) -> str | None:
+    """Whether ``users`` WebSocket users fit ``workers`` processes of ``files`` open files each (less
+    ``reserve``) and ``sources`` source addresses of ``ports`` ephemeral ports each; None when they do, else one
+    line saying what to add (the run-wide view, for a master or a local run, before load)."""
+    per_process = max(1, files - reserve - WORKER_BASELINE_FILES)
+    need_workers = -(-users // per_process)
+    need_sources = -(-users // ports) if ports else 1
+    if need_workers <= workers and need_sources <= sources:
+        return None
+    wants = [f"≥ {need_workers} workers at {files:,} files each" if need_workers > workers else ""]
+    wants.append(f"≥ {need_sources} source addresses toward {target or 'the target'}" if need_sources > sources else "")
+    fixes = ["more workers" if need_workers > workers else "", "--local-ips" if need_sources > sources else ""]
+    return (
+        f"preflight: {users:,} users need {' and '.join(w for w in wants if w)} (this run has {workers} "
+        f"worker{'s' if workers != 1 else ''} and {sources} source address{'es' if sources != 1 else ''}); "
+        f"add {' and '.join(f for f in fixes if f)}"
+    )
