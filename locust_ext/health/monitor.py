@@ -85,6 +85,7 @@ class HealthMonitor:
             self.sampler.reset()
         if self.is_master:
             self.processes.clear()
+            self.publish()
 
     def on_test_stop(self, **_: Any) -> None:
         """The run's figures stop growing; a local runner's last ones, before the gate grades them at quitting."""
