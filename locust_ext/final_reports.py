@@ -7,10 +7,15 @@ than half a second, that final report arrives after the master stopped listening
 is lost: Locust's totals then fall short of what the workers did (a ``--processes 2`` run counted 16 of the
 68 calls its server served).
 
-:func:`wait_for_final_reports` makes a master's ``quit`` wait until each worker still in touch has said it
+:func:`wait_for_final_reports` makes a master's ``quit`` wait until each worker has said it
 quit (its final report comes before that, on the same connection), for at most ``--stop-timeout`` plus
-:data:`REPORT_GRACE_S`; a worker that stopped sending heartbeats is not waited for. Wiring:
-:mod:`locust_ext.locust_hooks` (``init``, on a master).
+:data:`REPORT_GRACE_S`. Workers Locust marked missing are waited for too: a loaded worker misses heartbeats for
+a few seconds and comes back with its reports; one that is really gone costs that bound once, at the end.
+
+A worker that ``--processes`` forked keeps the parent's ``--json-file`` (Locust drops ``--html`` and ``--csv`` in
+its children, not that one) and writes its own, nearly empty, stats over the master's report when it exits;
+whichever process wrote last won. :func:`no_json_file_in_forked_workers` drops it there. Wiring:
+:mod:`locust_ext.locust_hooks` (``init``: the first on a master, the second on a worker).
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from __future__ import annotations
 import time
 
 import gevent
+from locust.env import Environment
 from locust.rpc import Message
-from locust.runners import STATE_MISSING, MasterRunner
+from locust.runners import MasterRunner
 
-__all__ = ["REPORT_GRACE_S", "wait_for_final_reports"]
+__all__ = ["REPORT_GRACE_S", "no_json_file_in_forked_workers", "wait_for_final_reports"]
 
 #: Seconds a quitting master waits for the workers' final reports beyond the users' stop timeout.
 REPORT_GRACE_S = 10.0
@@ -35,8 +41,15 @@ def wait_for_final_reports(runner: MasterRunner) -> None:
         for client in runner.clients.all:
             runner.server.send_to_client(Message("quit", None, client.id))
         deadline = time.monotonic() + (runner.environment.stop_timeout or 0.0) + REPORT_GRACE_S
-        while time.monotonic() < deadline and any(c.state != STATE_MISSING for c in runner.clients.all):
+        while time.monotonic() < deadline and len(runner.clients):
             gevent.sleep(0.05)
         runner.greenlet.kill(block=True)
 
     runner.quit = quit  # type: ignore[method-assign]
+
+
+def no_json_file_in_forked_workers(environment: Environment) -> None:
+    """On a worker forked by ``--processes``, forget ``--json-file``: the master writes that report."""
+    options = environment.parsed_options
+    if options is not None and getattr(options, "processes", None) and getattr(options, "json_file", None):
+        options.json_file = None

@@ -10,7 +10,8 @@
   start-up (headless or ``--autostart``), on the web UI's start form, or on a worker when the master's spawn
   message brings it.
 * Final reports (:mod:`locust_ext.final_reports`): at ``init`` on a master, its ``quit`` waits for the workers'
-  final reports instead of Locust's fixed half second.
+  final reports instead of Locust's fixed half second; a worker forked by ``--processes`` leaves ``--json-file``
+  to the master.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from locust_ext import latency, local_ips
 from locust_ext.cli import EXIT_INVALID, exit_invalid
-from locust_ext.final_reports import wait_for_final_reports
+from locust_ext.final_reports import no_json_file_in_forked_workers, wait_for_final_reports
 from locust_ext.host_check import host_problem, settings_problem
 
 __all__ = ["add_arguments", "on_init"]
@@ -67,6 +68,8 @@ def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **
         environment.events.test_start.add_listener(_local_ips_at_start)
     if isinstance(runner, MasterRunner):
         wait_for_final_reports(runner)
+    elif isinstance(runner, WorkerRunner):
+        no_json_file_in_forked_workers(environment)
     _check_hosts(environment, runner, web_ui)
 
 

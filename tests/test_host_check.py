@@ -127,7 +127,11 @@ def test_the_web_ui_refuses_a_bad_host_from_its_form_and_keeps_serving(grpc_back
 def test_processes_without_a_host_stop_with_their_forked_workers(tmp_path: Path) -> None:
     """``--processes 2`` forks workers before the master checks the host: refusing the run stops them too."""
     marker = str(tmp_path / "processes-no-host")
-    command = locust_command(NO_HOST, "NoHostGrpc", "--headless", "--processes", "2", "-u", "2", "-t", "3s")
+    port = str(free_port())  # not Locust's default 5557: other runs on the machine may hold it
+    command = locust_command(
+        NO_HOST, "NoHostGrpc", "--headless", "--processes", "2", "-u", "2", "-t", "3s",
+        "--master-bind-port", port, "--master-port", port,
+    )  # fmt: skip
     result = run_locust([*command, "--json-file", marker], timeout=30)
     assert result.returncode == 2
     assert "error: NoHostGrpc: no host; set `host = " in result.stderr
