@@ -66,6 +66,7 @@ def summary_line(summary: dict[str, Any]) -> str:
         f"Deliveries: published {summary['published']}, due {summary['due']}, delivered {summary['delivered']}, "
         f"lost {summary['lost']}, duplicate {summary['duplicate']}, out of order {summary['out_of_order']}, "
         f"unsettled {summary['unsettled']}, late {summary['late']}, unannounced {summary['unannounced']}"
+        + (f", pending {summary['pending']} (the run had not stopped)" if summary["pending"] else "")
         + (f"; latency {latency}" if latency else "")
     )
 
