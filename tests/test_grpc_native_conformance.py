@@ -230,9 +230,10 @@ def test_server_restart_unavailable_then_recovery(kind: str, transport: str) -> 
     ch.close()
 
 
-def test_calls_refused_by_goaway_unary_retried_streams_unavailable(grpc_backend: Backend) -> None:
-    """A first connection refused with GOAWAY(0) before any stream: the unary call is retried on a new connection
-    (the server sees it once), as grpcio retries it; a streaming call fails UNAVAILABLE."""
+def test_calls_refused_by_goaway_unary_requests_retried_streamed_requests_unavailable(grpc_backend: Backend) -> None:
+    """A first connection refused with GOAWAY(0) before any stream: calls with a unary request (unary, server
+    stream) are retried on a new connection and the server sees each once, as grpcio retries them; a call whose
+    requests were streamed (bidi) fails UNAVAILABLE naming the GOAWAY."""
     command = [sys.executable, str(Path(__file__).parent / "goaway_proxy.py"), "--upstream", grpc_backend.address]
     grpc_counters(grpc_backend, reset=True)
     with running_server(command, kind="goaway-proxy") as front:
@@ -241,13 +242,18 @@ def test_calls_refused_by_goaway_unary_retried_streams_unavailable(grpc_backend:
         ch.close()
     with running_server(command, kind="goaway-proxy") as front:
         ch = channel(front.address, "native")
-        with pytest.raises(grpc.RpcError) as refused:
-            list(pb_grpc.StreamStub(ch).Subscribe(pb.StreamRequest(count=2), timeout=10))
-        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE and "GOAWAY" in refused.value.details()
         assert [m.seq for m in pb_grpc.StreamStub(ch).Subscribe(pb.StreamRequest(count=2), timeout=10)] == [0, 1]
         ch.close()
+    with running_server(command, kind="goaway-proxy") as front:
+        ch = channel(front.address, "native")
+        with pytest.raises(grpc.RpcError) as refused:
+            list(pb_grpc.EchoStub(ch).EchoBidi(requests(2), timeout=10))
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE and "GOAWAY" in refused.value.details()
+        assert len(list(pb_grpc.EchoStub(ch).EchoBidi(requests(2), timeout=10))) == 2
+        ch.close()
     served = grpc_counters(grpc_backend).methods
-    assert served["/loadtest.v1.Hello/SayHello"].received == 1 and served["/loadtest.v1.Stream/Subscribe"].received == 1
+    assert served["/loadtest.v1.Hello/SayHello"].received == served["/loadtest.v1.Stream/Subscribe"].received == 1
+    assert served["/loadtest.v1.Echo/EchoBidi"].received == 1
 
 
 def test_small_receive_window_is_topped_up_with_window_updates(server: tuple[str, Backend]) -> None:

@@ -115,6 +115,8 @@ class StreamCall(grpc.RpcError, grpc.Call):
         self._local_end = False
         self._pos = 0
         self._callbacks: list[Callable[[], None]] = []
+        #: How to open the stream again if the server never saw it (a unary request only: nothing consumed).
+        self._retry: tuple[bytes, bytes, bool] | None = None
 
     # Starting
 
@@ -123,17 +125,21 @@ class StreamCall(grpc.RpcError, grpc.Call):
         if self._timeout is not None and self._timeout <= 0:
             self._end(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
             return
+        if message is not None and end_stream:
+            self._retry = (block, message, wake_on_data)
+        self._open(block, message, end_stream, wake_on_data)
+        self._channel.track(self)
+
+    def _open(self, block: bytes, message: bytes | None, end_stream: bool, wake_on_data: bool) -> None:
+        remaining = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
         try:
-            self._conn, self._stream = self._channel.open_stream(
-                block, message, end_stream, wake_on_data, self._timeout
-            )
+            self._conn, self._stream = self._channel.open_stream(block, message, end_stream, wake_on_data, remaining)
         except ConnectionGone as exc:
             self._end(grpc.StatusCode.UNAVAILABLE, str(exc))
             return
-        if self._timeout is not None:
-            self._timer = get_hub().loop.timer(max(0.0, self._deadline - time.monotonic()))  # type: ignore[operator]
+        if remaining is not None:
+            self._timer = get_hub().loop.timer(remaining)
             self._timer.start(self._stream.expire)
-        self._channel.track(self)
 
     def send_requests(self, requests: Iterable[Any], serializer: Callable[[Any], bytes] | None) -> None:
         """Consume ``requests`` in a greenlet of its own, sending each as it comes, then half-close."""
@@ -191,6 +197,16 @@ class StreamCall(grpc.RpcError, grpc.Call):
     def _settle(self) -> None:
         stream = self._stream
         assert stream is not None
+        if stream.refused and not stream.expired and self._retry is not None:
+            # Never seen by the server (GOAWAY, REFUSED_STREAM): opened once more, as grpcio retries it.
+            block, message, wake_on_data = self._retry
+            self._retry = None
+            if self._timer is not None:
+                self._timer.close()
+                self._timer = None
+            self._pos = 0
+            self._open(block, message, True, wake_on_data)
+            return
         code, details = stream_outcome(stream, self._conn)
         if not stream.remote_closed:
             self._local_end = True
@@ -198,9 +214,9 @@ class StreamCall(grpc.RpcError, grpc.Call):
 
     def wait_done(self) -> None:
         """Block until the call has ended (a kill meanwhile cancels it)."""
-        stream = self._stream
         try:
             while self._code is None:
+                stream = self._stream
                 assert stream is not None
                 if stream.done:
                     self._settle()
@@ -211,8 +227,8 @@ class StreamCall(grpc.RpcError, grpc.Call):
             raise
 
     def _next_payload(self) -> bytes | None:
-        stream = self._stream
         while True:
+            stream = self._stream  # a new one after a transparent retry
             if stream is not None and not self._local_end:
                 try:
                     payload, self._pos = take_message(
@@ -302,8 +318,7 @@ class StreamCall(grpc.RpcError, grpc.Call):
             self.wait_done()
 
     def initial_metadata(self) -> Metadata:
-        stream = self._stream
-        while stream is not None and stream.headers is None and self._code is None:
+        while (stream := self._stream) is not None and stream.headers is None and self._code is None:
             if stream.done:
                 self._settle()
             else:
