@@ -144,3 +144,23 @@ def test_the_web_ui_has_a_deliveries_tab_with_live_numbers(faulty_backend: Backe
     assert {"due", "lost", "duplicate", "out_of_order", "unsettled", "latency_p99_ms"} <= set(rows[0])
     template_args = json.loads(page.split("window.templateArgs = ", 1)[1].split("\n", 1)[0])
     assert {"title": "Deliveries", "key": "websocket_deliveries"} in template_args["extended_tabs"]
+
+
+def test_deliveries_due_when_the_run_stops_are_unsettled_not_lost(faulty_backend: Backend, tmp_path: Path) -> None:
+    """Publishing until the stop, with a grace longer than the run: nothing is old enough to be lost."""
+    server_stats(faulty_backend, reset=True)
+    directory = staged(tmp_path)
+    command = locust_command(
+        directory / "chat.py", "--headless", "-u", "6", "-r", "6", "-t", "4s", "--only-summary",
+        "--host", faulty_backend.url, "--chat-rooms", "1", "--chat-rate", "5", "--delivery-grace", "60",
+        "--deliveries-json", str(tmp_path / "deliveries.json"),
+    )  # fmt: skip
+    done = run_locust(command, env=ENV, timeout=RUN_TIMEOUT_S)
+    summary = json.loads((tmp_path / "deliveries.json").read_text())
+    tallies = server_stats(faulty_backend)
+    assert summary["published"] > 0 and summary["lost"] == 0, done.stderr[-3000:]
+    # Every dropped delivery is unsettled, with whatever was still on its way when the users stopped.
+    assert summary["unsettled"] >= tallies["deliveries_dropped"] > 0
+    # Arrivals of a publication whose publisher was stopped before announcing it are unannounced, not due.
+    announced_arrivals = summary["delivered"] - summary["unannounced"] - summary["late"]
+    assert announced_arrivals + summary["unsettled"] == summary["due"]
