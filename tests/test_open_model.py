@@ -183,7 +183,9 @@ def test_a_distributed_open_model_run_starts_the_whole_schedule_once_across_work
     """Two workers share one schedule (150 iterations over 4 s): each starts its share, none twice, none lost."""
     server_calls(grpc_backend, reset=True)
     report = tmp_path / "distributed"
-    master_args = ["--headless", "-u", "4", "-r", "4", "-t", "60s", "-H", grpc_backend.address]
+    # A pool of 150 users for 150 iterations: none can be dropped at the in-flight cap, however long a call takes on
+    # a loaded machine (4 users dropped 32 when calls took over 80 ms).
+    master_args = ["--headless", "-u", "150", "-r", "150", "-t", "60s", "-H", grpc_backend.address]
     master_args += ["--arrival-stages", "2s:50,2s:50", "--json-file", str(report)]
     started_at = time.monotonic()
     head = run_distributed(LOCUSTFILE, master_args, timeout=RUN_TIMEOUT_S)
