@@ -9,7 +9,7 @@ import pytest
 
 from locust_ext.thresholds.loader import load_thresholds, parse_thresholds
 from locust_ext.thresholds.model import Metric, ThresholdsFileError
-from locust_ext.thresholds.reports import ReportPathError, ReportTarget, report_target
+from locust_ext.thresholds.report_targets import ReportPathError, ReportTarget, report_target
 from tests.support import REPO_ROOT
 
 GOOD_HEAD = "grades: [excellent, good, acceptable]\nrules:\n"

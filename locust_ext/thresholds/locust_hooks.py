@@ -44,16 +44,18 @@ from locust_ext.thresholds.grading import (
 )
 from locust_ext.thresholds.loader import load_thresholds
 from locust_ext.thresholds.model import Rule, ThresholdsError, ThresholdsSpec
-from locust_ext.thresholds.reports import (
+from locust_ext.thresholds.report_targets import (
     REPORT_FORMATS,
     ReportPathError,
     ReportTarget,
+    report_path_problem,
+    report_target,
+)
+from locust_ext.thresholds.reports import (
     RunInfo,
     console_table,
     embed_verdict,
     lost_worker_lines,
-    report_path_problem,
-    report_target,
     table_rows,
     verdict_document,
     write_reports,

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -16,21 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from locust_ext.thresholds.grading import MetricResult, Verdict
+from locust_ext.thresholds.report_targets import ReportTarget
 
 __all__ = [
-    "REPORT_FORMATS",
-    "REPORT_PREFIXES",
     "SCHEMA",
     "SECTION_ID",
-    "ReportPathError",
-    "ReportTarget",
     "RunInfo",
     "console_table",
     "embed_verdict",
     "lost_worker_lines",
     "render_report",
-    "report_path_problem",
-    "report_target",
     "result_cells",
     "table_rows",
     "verdict_document",
@@ -40,47 +33,6 @@ __all__ = [
 
 #: Identifies the JSON report layout; bumped only on incompatible changes.
 SCHEMA = "locust-ext/thresholds-report/v1"
-#: File extension -> format name.
-REPORT_FORMATS = {".json": "json", ".xml": "junit", ".md": "markdown", ".html": "html"}
-#: ``format:`` prefix of a report path -> format name, for paths whose extension says nothing
-#: (``md:$GITHUB_STEP_SUMMARY``).
-REPORT_PREFIXES = {
-    "json": "json",
-    "junit": "junit",
-    "xml": "junit",
-    "md": "markdown",
-    "markdown": "markdown",
-    "html": "html",
-}
-_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):(.+)$")
-
-
-class ReportPathError(ValueError):
-    """A ``--thresholds-report`` value whose format cannot be told (unknown prefix or extension)."""
-
-
-@dataclass(frozen=True)
-class ReportTarget:
-    """Where one report goes and in which format."""
-
-    path: str
-    format: str
-
-
-def report_target(value: str) -> ReportTarget:
-    """``md:PATH`` (an explicit format prefix) or ``PATH.ext`` (the format from the extension); raises
-    :class:`ReportPathError` with a one-line reason otherwise."""
-    found = _PREFIX.match(value)
-    if found is not None:
-        prefix, path = found.groups()
-        fmt = REPORT_PREFIXES.get(prefix.lower())
-        if fmt is None:
-            raise ReportPathError(f"unknown format prefix {prefix!r} (use {', '.join(REPORT_PREFIXES)})")
-        return ReportTarget(path, fmt)
-    fmt = REPORT_FORMATS.get(os.path.splitext(value)[1].lower())
-    if fmt is None:
-        raise ReportPathError(f"unsupported extension (use {', '.join(REPORT_FORMATS)}, or a prefix such as md:PATH)")
-    return ReportTarget(value, fmt)
 
 
 @dataclass(frozen=True)
@@ -98,22 +50,6 @@ class RunInfo:
     baseline_file: str | None
     #: Each load-generating process's health figures (see locust_ext.generator.FIGURES), when measured.
     generator: dict[str, dict[str, float | None]] | None = None
-
-
-def report_path_problem(path: str) -> str | None:
-    """Why a report cannot be written to ``path``, or None when it can: creates its parent folders and opens
-    it for appending (an existing report is left as it is; a file created only to try is removed again)."""
-    target = Path(path)
-    existed = target.exists()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("a", encoding="utf-8"):
-            pass
-        if not existed:
-            target.unlink()
-    except OSError as exc:
-        return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
-    return None
 
 
 def _comparator(result: MetricResult) -> str:
@@ -393,7 +329,7 @@ def _junit(verdict: Verdict, run: RunInfo | None) -> str:
 
 
 def render_report(verdict: Verdict, run: RunInfo | None, fmt: str) -> str:
-    """The report text in one of the ``REPORT_FORMATS`` values."""
+    """The report text in one of the formats ``report_targets.REPORT_FORMATS`` names."""
     if fmt == "json":
         return json.dumps(verdict_document(verdict, run), indent=2) + "\n"
     if fmt == "junit":
