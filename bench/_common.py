@@ -79,6 +79,16 @@ class Window:
         return self.calls / (self.end - self.start)
 
 
+def child_window(process: subprocess.Popen[str]) -> Window:
+    """Waits for a bench's own child process and returns the window it printed as its last line of output,
+    ``{"calls": ..., "start": ..., "end": ...}`` (Unix seconds)."""
+    stdout, stderr = process.communicate(timeout=120)
+    lines = stdout.strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"the child printed no window: {stderr.strip()[-500:]}")
+    return Window(**json.loads(lines[-1]))
+
+
 @dataclass
 class Sample:
     """One measured run: calls/s over its window and the CPU shares over the same window."""

