@@ -81,6 +81,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="server processes sharing the port (SO_REUSEPORT), counters summed; rooms are per process (default 1)",
     )
     parser.add_argument(
+        "--ping-interval",
+        type=non_negative_float,
+        default=20.0,
+        metavar="SECONDS",
+        help="server keepalive pings; a connection whose pong is 20 s late is closed 1011 (0: none; default 20)",
+    )
+    parser.add_argument(
         "--compression", action="store_true", help="offer permessage-deflate (off: it costs CPU and memory)"
     )
     faults = parser.add_argument_group("fault injection for every request (a request's 'fault' object overrides)")
@@ -184,6 +191,7 @@ async def run(
             close_timeout=CLOSE_TIMEOUT_S,
             backlog=LISTEN_BACKLOG,
             reuse_port=on_ready is not None,
+            ping_interval=args.ping_interval or None,
         )
     except OSError as exc:
         raise StartupError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc

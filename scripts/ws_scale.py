@@ -198,7 +198,9 @@ def run(args: argparse.Namespace) -> Result:
     }
     prefix = out / "locust"
     backend = start_server(
-        [*SERVER, "--workers", str(backend_workers), "--log-level", "WARNING"],
+        # No server pings: the clients keep their connections alive themselves (100,000 server pings every 20 s
+        # are 5,000 frames/s each way, and a client starved of CPU for 20 s would be cut with 1011).
+        [*SERVER, "--workers", str(backend_workers), "--ping-interval", "0", "--log-level", "WARNING"],
         kind="websocket",
         cwd=REPO,
         timeout=120,

@@ -16,9 +16,15 @@ from __future__ import annotations
 import itertools
 import os
 
+import locust.runners
 from locust import LoadTestShape, task
 
 from locust_ext import WebSocketUser
+
+#: A worker busy opening thousands of connections on a loaded machine can miss Locust's 3 one-second heartbeats;
+#: the master would then mark it missing and hand its users to the others (one worker got 61,600 of 100,000 in a
+#: first 100k run). 30 s of silence is tolerated instead; a worker that really died is still noticed.
+locust.runners.HEARTBEAT_LIVENESS = 30
 
 MESSAGE_SHARE = float(os.environ.get("WS_SCALE_MESSAGE_SHARE", "0.02"))
 MESSAGE_INTERVAL = float(os.environ.get("WS_SCALE_MESSAGE_INTERVAL", "5"))
