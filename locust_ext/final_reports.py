@@ -30,7 +30,7 @@ from locust.runners import MasterRunner
 __all__ = ["REPORT_GRACE_S", "no_json_file_in_forked_workers", "wait_for_final_reports"]
 
 #: Seconds a quitting master waits for the workers' final reports beyond the users' stop timeout.
-REPORT_GRACE_S = 10.0
+REPORT_GRACE_S = 5.0
 
 
 def wait_for_final_reports(runner: MasterRunner) -> None:

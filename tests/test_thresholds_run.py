@@ -120,8 +120,10 @@ def test_the_json_report_counts_what_the_server_saw(
     assert document["grades"] == ["excellent", "good", "acceptable", "poor"]
     rows = results_by(document)
     hello = rows[(HELLO, f"grpc {HELLO}", "response_time p95")]
-    assert hello["grade"] in ("excellent", "good") and hello["outcome"] == "pass"
     assert hello["limits"] == {"excellent": 50, "good": 200, "acceptable": 1000}
+    # The grade is the first whose limit holds the observed p95 (how fast the calls were depends on the machine).
+    expected = next((grade for grade, limit in hello["limits"].items() if hello["observed"] <= limit), "poor")
+    assert (hello["grade"], hello["outcome"]) == (expected, "pass"), hello
     # The glob grades each method it matches on its own.
     assert {entry for rule, entry, _ in rows if rule == "/loadtest.v1.*"} == {
         f"grpc {HELLO}",
@@ -184,7 +186,10 @@ def test_faults_fail_the_gate_with_exit_code_3_and_baseline_limits(
     rows = results_by(document)
     error_rate = rows[(HELLO, f"grpc {HELLO}", "error_rate")]
     assert error_rate["grade"] == "poor" and error_rate["outcome"] == "fail"
-    assert 10 < error_rate["observed"] < 50
+    # 30 % of calls fail by injection: the observed share lies within 4 standard deviations of it (binomial; how
+    # many calls a run makes depends on the machine).
+    spread = 4 * 100 * (0.3 * 0.7 / error_rate["requests"]) ** 0.5
+    assert abs(error_rate["observed"] - 30) <= spread, error_rate
     relative = rows[("/loadtest.v1.Hello/*", f"grpc {HELLO}", "response_time p50")]
     assert relative["baseline"]["value"] > 0
     assert relative["observed"] > relative["baseline"]["limits"]["acceptable"]
