@@ -168,7 +168,14 @@ def test_faults_fail_the_gate_with_exit_code_3_and_baseline_limits(
     report = tmp_path / "gate.json"
     junit = tmp_path / "junit-report"
     summary = tmp_path / "step-summary"  # like $GITHUB_STEP_SUMMARY: no extension, so a format prefix
-    baseline = passing_run[1] / "gate.json"
+    # The passing run's report as the baseline, its p50s set to a known 2 ms: a live median from a loaded machine
+    # can be slower than the faulted run's, and the rule must fail because of the 50 ms fault, not by chance.
+    document = json.loads((passing_run[1] / "gate.json").read_text())
+    for result in document["results"]:
+        if result["metric"] == "response_time" and result.get("stat") == "p50":
+            result["observed"] = 2.0
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(document))
     args = ["--thresholds", str(gate), "--thresholds-baseline", str(baseline)]
     args += ["--thresholds-report", str(report), "--thresholds-report", f"junit:{junit}"]
     args += ["--thresholds-report", f"md:{summary}", "--html", str(tmp_path / "locust-{u}.html")]
@@ -191,8 +198,8 @@ def test_faults_fail_the_gate_with_exit_code_3_and_baseline_limits(
     spread = 4 * 100 * (0.3 * 0.7 / error_rate["requests"]) ** 0.5
     assert abs(error_rate["observed"] - 30) <= spread, error_rate
     relative = rows[("/loadtest.v1.Hello/*", f"grpc {HELLO}", "response_time p50")]
-    assert relative["baseline"]["value"] > 0
-    assert relative["observed"] > relative["baseline"]["limits"]["acceptable"]
+    assert relative["baseline"]["value"] == 2.0
+    assert relative["observed"] >= 50 > relative["baseline"]["limits"]["acceptable"]
     assert relative["outcome"] == "fail"
     failures = ET.parse(junit).getroot().findall(".//failure")
     messages = [failure.get("message", "") for failure in failures]
