@@ -33,9 +33,8 @@ from locust_ext.testing import (
     request_counts,
     run_distributed,
     run_locust,
-    running_locust,
 )
-from tests.support import FOR_TESTS, server_calls
+from tests.support import FOR_TESTS, REPO_ROOT, server_calls
 
 LOCUSTFILE = FOR_TESTS / "shapes_grpc.py"
 RUN_TIMEOUT_S = 90
@@ -126,29 +125,51 @@ def p99_and_max(json_stem: Path) -> tuple[float, float]:
     return p99, entry["max_response_time"]
 
 
+def _wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes], deadline_s: float = 60.0) -> None:
+    """Poll a process's log file until ``text`` appears (a loaded machine may take seconds to start Locust)."""
+    deadline = time.monotonic() + deadline_s
+    while text not in log.read_text(errors="replace"):
+        assert process.poll() is None, log.read_text(errors="replace")[-2000:]
+        assert time.monotonic() < deadline, f"no {text!r} within {deadline_s} s"
+        time.sleep(0.1)
+
+
 def test_a_server_stall_shows_in_p99_under_the_open_model_only(tmp_path: Path) -> None:
     """Both models offer 100 iterations/s side by side; the backend is frozen for 1 s mid-run."""
     # --stop-timeout: calls in flight at the end finish instead of being recorded as cut short
-    common = ["--headless", "-t", "8s", "--stop-timeout", "5"]
+    common = ["--headless", "-t", "10s", "--stop-timeout", "5"]
     open_args = [*common, "-u", "150", "-r", "150", "--arrival-rate", "100", "--json-file", str(tmp_path / "open")]
     closed_args = [*common, "-u", "2", "-r", "2", "--json-file", str(tmp_path / "closed")]
     with running_backend("grpc") as backend:
-        open_command = locust_command(LOCUSTFILE, *open_args, "-H", backend.address)
-        closed_command = locust_command(LOCUSTFILE, *closed_args, "-H", backend.address)
-        with (
-            running_locust(open_command) as open_model,
-            running_locust(closed_command, env={"SHAPES_PACING_S": "0.02"}) as closed_model,
-        ):
-            time.sleep(4.0)  # both are running by now
+        runs = {
+            "open": (locust_command(LOCUSTFILE, *open_args, "-H", backend.address), {}),
+            "closed": (locust_command(LOCUSTFILE, *closed_args, "-H", backend.address), {"SHAPES_PACING_S": "0.02"}),
+        }
+        processes: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            for name, (command, env) in runs.items():
+                with (tmp_path / f"{name}.log").open("wb") as log:
+                    processes[name] = subprocess.Popen(
+                        command, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+                    )
+            for name, process in processes.items():
+                _wait_for_line(tmp_path / f"{name}.log", "All users spawned", process)
+            time.sleep(1.0)  # a second of steady traffic in both before the stall
             os.kill(backend.process.pid, signal.SIGSTOP)
             try:
                 time.sleep(STALL_S)
             finally:
                 os.kill(backend.process.pid, signal.SIGCONT)
-            _, open_stderr = open_model.communicate(timeout=RUN_TIMEOUT_S)
-            _, closed_stderr = closed_model.communicate(timeout=RUN_TIMEOUT_S)
+            for process in processes.values():
+                process.wait(timeout=RUN_TIMEOUT_S)
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+    open_stderr, closed_stderr = ((tmp_path / f"{name}.log").read_text(errors="replace") for name in runs)
     # 1: GrpcUser may record a call as cut short when the run ends; anything worse is a crash
-    for process, stderr in ((open_model, open_stderr), (closed_model, closed_stderr)):
+    for process, stderr in ((processes["open"], open_stderr), (processes["closed"], closed_stderr)):
         assert process.returncode in (0, 1) and "Traceback" not in stderr, stderr[-2000:]
     stall_ms = STALL_S * 1000
     open_p99, open_max = p99_and_max(tmp_path / "open")
