@@ -102,13 +102,7 @@ def test_every_status_code_with_details(echo: pb_grpc.EchoStub, code: grpc.Statu
 
 
 @pytest.mark.parametrize("size", [0, 1, 65_535, 70_000, 3 * MIB, 9 * MIB])
-def test_message_sizes_both_ways(
-    echo: pb_grpc.EchoStub, size: int, transport: str, request: pytest.FixtureRequest
-) -> None:
-    if (transport, size) == ("native", 9 * MIB):
-        # Known bug, left open in issue 13: the server resets the 9 MiB bidi stream (RST_STREAM PROTOCOL_ERROR) in
-        # about half the runs, grpcio and aio servers alike; not strict, so each run still shows whether it passed.
-        request.applymarker(pytest.mark.xfail(reason="native transport: 9 MiB bidi stream reset by the server"))
+def test_message_sizes_both_ways(echo: pb_grpc.EchoStub, size: int) -> None:
     payload = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
     assert echo.Echo(pb.EchoRequest(payload=payload), timeout=30).payload == payload
     replies = list(echo.EchoBidi(iter([pb.EchoRequest(payload=payload)] * 2), timeout=30))

@@ -25,6 +25,12 @@ class Peer:
             preface += sock.recv(len(f.CONNECTION_PREFACE) - len(preface))
         assert preface == f.CONNECTION_PREFACE
 
+    def next_frame_any(self) -> tuple[int, int, int, bytes]:
+        """The next frame the client sent, whatever its type."""
+        while not self.pending:
+            self.pending.extend(self.reader.feed(self.sock.recv(65536)))
+        return self.pending.pop(0)
+
     def next_frame(self, kind: int) -> tuple[int, int, int, bytes]:
         """The next frame of ``kind`` the client sent (others skipped), within 5 s."""
         with gevent.Timeout(5):
@@ -85,3 +91,35 @@ def test_a_closed_socket_fails_the_open_streams(pair: tuple[Connection, Peer]) -
         while not stream.done:
             stream.wait()
     assert stream.error is not None and stream.error.startswith("Socket closed") and not conn.usable
+
+
+def test_new_settings_apply_only_after_their_ack_is_on_the_wire(pair: tuple[Connection, Peer]) -> None:
+    """A peer enforces a larger MAX_FRAME_SIZE only once it has our ACK (grpc-core closes the connection on a
+    frame over the acknowledged size): a sender blocked mid-message while the SETTINGS arrives must not send
+    frames of the new size ahead of the ACK."""
+    conn, peer = pair
+    peer.next_frame(f.SETTINGS)
+    window = 4 << 20
+    peer.sock.sendall(f.settings_frame({f.SETTINGS_INITIAL_WINDOW_SIZE: window}) + f.window_update_frame(0, window))
+    assert peer.next_frame(f.SETTINGS)[1] == f.ACK
+    message = f.grpc_message(b"m" * (2 * window))
+    sender = gevent.spawn(conn.open_stream, b"\x83", message, True, False)
+    gevent.sleep(0.2)  # the peer reads nothing yet: the sender is blocked in sendall with the window's worth
+    assert not sender.dead
+    peer.sock.sendall(
+        f.settings_frame({f.SETTINGS_MAX_FRAME_SIZE: 1 << 20})
+        + f.window_update_frame(0, window + 64)
+        + f.window_update_frame(1, window + 64)
+    )
+    gevent.sleep(0.1)
+    sequence: list[tuple[int, int, int]] = []  # (type, flags, length) as they arrived
+    received = 0
+    with gevent.Timeout(10):
+        while received < len(message) or (f.SETTINGS, f.ACK, 0) not in sequence:
+            kind, flags, _, payload = peer.next_frame_any()
+            sequence.append((kind, flags, len(payload)))
+            received += len(payload) if kind == f.DATA else 0
+    sender.get(timeout=5)
+    acked_at = sequence.index((f.SETTINGS, f.ACK, 0))
+    assert max(length for kind, _, length in sequence[:acked_at] if kind == f.DATA) <= 16_384
+    assert any(kind == f.DATA and length > 16_384 for kind, _, length in sequence[acked_at:])

@@ -286,8 +286,11 @@ class Connection:
         elif kind == f.SETTINGS:
             if flags & f.ACK:
                 return None
-            self._apply_settings(f.parse_settings(payload))
-            return f.settings_frame(ack=True)
+            settings = f.parse_settings(payload)
+            # The ACK goes out before the new values apply: the peer enforces a larger MAX_FRAME_SIZE or window only
+            # once it has our ACK, so no frame built with them may reach it first (grpc-core closes the connection).
+            self._send(f.settings_frame(ack=True))
+            self._apply_settings(settings)
         elif kind == f.PING:
             if not flags & f.ACK:
                 return f.ping_frame(payload, ack=True)
