@@ -10,7 +10,7 @@ addresses by default: 28,232 ephemeral ports each toward the one backend port). 
 message every few seconds; the others stay idle, kept alive by pings. Every second it samples the backend's
 counters and the processes' memory; at the peak it counts the server's established sockets in the kernel
 (``ss``). Prints, and writes as JSON: connections at peak (backend counters and kernel), ramp rate, connect
-p50/p95, client and server memory per connection, drops, reconnects, message latency p99. Every process it
+p50/p95, client and server memory and CPU per connection, drops, reconnects, message latency p99. Every process it
 started is stopped at the end (also on SIGINT/SIGTERM), and killed when the run outlives ``--budget``.
 """
 
@@ -53,6 +53,9 @@ class Sample:
     opened: int
     client_rss: int
     server_rss: int
+    client_cpu: float = 0.0
+    server_cpu: float = 0.0
+    master_cpu: float = 0.0
 
 
 @dataclass
@@ -79,6 +82,11 @@ class Result:
     messages: int = 0
     message_p50_ms: float | None = None
     message_p99_ms: float | None = None
+    client_cpu_ms_per_connect: float | None = None
+    server_cpu_ms_per_connect: float | None = None
+    master_cpu_ms_per_connect: float | None = None
+    client_cpu_us_per_held_s: float | None = None
+    server_cpu_us_per_held_s: float | None = None
     locust_exit_code: int | None = None
     elapsed_s: float = 0.0
 
@@ -113,6 +121,16 @@ def _rss(processes: list[psutil.Process]) -> int:
     for process in processes:
         with contextlib.suppress(psutil.Error):
             total += process.memory_info().rss
+    return total
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    """CPU seconds (user + system) the processes have used so far."""
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
     return total
 
 
@@ -229,7 +247,7 @@ def run(args: argparse.Namespace) -> Result:
             f"{stages}, --local-ips {args.local_ips}",
             flush=True,
         )
-        samples = _sample_until_done(backend, master, processes[1:], n, deadline, result)
+        samples = _sample_until_done(backend, master, processes, n, deadline, result)
         result.locust_exit_code = master.poll()
         _summarise(samples, result, prefix, master_log)
     finally:
@@ -244,12 +262,12 @@ def run(args: argparse.Namespace) -> Result:
 def _sample_until_done(
     backend: Backend,
     master: subprocess.Popen[bytes],
-    workers: list[subprocess.Popen[bytes]],
+    processes: list[subprocess.Popen[bytes]],
     n: int,
     deadline: float,
     result: Result,
 ) -> list[Sample]:
-    clients = [psutil.Process(worker.pid) for worker in workers]
+    master_process, *clients = (psutil.Process(process.pid) for process in processes)
     servers = _server_processes(backend)
     samples: list[Sample] = []
     counted_at_peak = False
@@ -260,7 +278,14 @@ def _sample_until_done(
         except OSError:
             tallies = {"connections_open": -1, "connections_opened": -1}
         sample = Sample(
-            time.monotonic(), tallies["connections_open"], tallies["connections_opened"], _rss(clients), _rss(servers)
+            time.monotonic(),
+            tallies["connections_open"],
+            tallies["connections_opened"],
+            _rss(clients),
+            _rss(servers),
+            _cpu(clients),
+            _cpu(servers),
+            _cpu([master_process]),
         )
         samples.append(sample)
         if sample.open > result.peak_open_backend:
@@ -302,6 +327,7 @@ def _summarise(samples: list[Sample], result: Result, prefix: Path, master_log: 
     result.server_rss_peak_mib = round(server / 2**20, 1)
     result.server_kib_per_connection = round(server / KIB / count, 2)
     result.server_kib_per_connection_over_idle = round((server - before.server_rss) / KIB / count, 2)
+    _cpu_figures(samples, before, reached, peak, result)
     connect = _csv_row(prefix, "connect")
     result.connect_p50_ms, result.connect_p95_ms = _ms(connect, "50%"), _ms(connect, "95%")
     result.connect_failures = int(connect["Failure Count"]) if connect else 0
@@ -312,6 +338,22 @@ def _summarise(samples: list[Sample], result: Result, prefix: Path, master_log: 
     found = re.findall(r"WebSocket connections: (\d+) open, (\d+) drops, (\d+) reconnects", master_log.read_text())
     if found:
         result.drops, result.reconnects = int(found[-1][1]), int(found[-1][2])
+
+
+def _cpu_figures(samples: list[Sample], before: Sample, reached: Sample, peak: Sample, result: Result) -> None:
+    """CPU per connection: ms per connection opened during the ramp (from the last idle sample to the peak),
+    and µs per open connection per second while held (from the peak to the last sample at it)."""
+    if reached.open <= 0 or reached.at <= before.at:
+        return
+    result.client_cpu_ms_per_connect = round(1000 * (reached.client_cpu - before.client_cpu) / reached.open, 3)
+    result.server_cpu_ms_per_connect = round(1000 * (reached.server_cpu - before.server_cpu) / reached.open, 3)
+    result.master_cpu_ms_per_connect = round(1000 * (reached.master_cpu - before.master_cpu) / reached.open, 3)
+    held = [s for s in samples if s.at >= reached.at and s.open >= 0.99 * peak.open]
+    end = held[-1] if held else reached
+    connection_seconds = peak.open * (end.at - reached.at)
+    if connection_seconds > 0:
+        result.client_cpu_us_per_held_s = round(1e6 * (end.client_cpu - reached.client_cpu) / connection_seconds, 2)
+        result.server_cpu_us_per_held_s = round(1e6 * (end.server_cpu - reached.server_cpu) / connection_seconds, 2)
 
 
 def _interrupt(signum: int, _frame: Any) -> None:

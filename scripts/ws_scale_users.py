@@ -13,9 +13,11 @@ slower than asked; then it ramps down to 0 over ``WS_SCALE_DOWN`` seconds.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 
+import locust.argument_parser
 import locust.runners
 from locust import LoadTestShape, task
 
@@ -25,6 +27,12 @@ from locust_ext import WebSocketUser
 #: the master would then mark it missing and hand its users to the others (one worker got 61,600 of 100,000 in a
 #: first 100k run). 30 s of silence is tolerated instead; a worker that really died is still noticed.
 locust.runners.HEARTBEAT_LIVENESS = 30
+
+#: A Locust worker rebuilds Locust's whole argument parser once per option of every spawn message it gets
+#: (``k not in argument_parser.default_args_dict()`` inside a comprehension in ``WorkerRunner.handle_message``):
+#: ~10 ms a build, over 100 options, so about a second of blocked hub per message, and the master sends one a
+#: second while it ramps. The defaults never change: built once.
+locust.argument_parser.default_args_dict = functools.cache(locust.argument_parser.default_args_dict)
 
 MESSAGE_SHARE = float(os.environ.get("WS_SCALE_MESSAGE_SHARE", "0.02"))
 MESSAGE_INTERVAL = float(os.environ.get("WS_SCALE_MESSAGE_INTERVAL", "5"))
