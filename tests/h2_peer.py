@@ -484,3 +484,4 @@ def running_peer(routes: Mapping[str, Handler] | None = None, **kwargs: Any) -> 
 
 INITIAL_WINDOW_SIZE = int(SettingCodes.INITIAL_WINDOW_SIZE)
 MAX_FRAME_SIZE = int(SettingCodes.MAX_FRAME_SIZE)
+MAX_CONCURRENT_STREAMS = int(SettingCodes.MAX_CONCURRENT_STREAMS)

@@ -34,6 +34,7 @@ from locust_ext.grpc.native.channel import NativeChannel
 from locust_ext.grpc.target import parse_target
 from tests.h2_peer import (
     INITIAL_WINDOW_SIZE,
+    MAX_CONCURRENT_STREAMS,
     MAX_FRAME_SIZE,
     PeerConnection,
     PeerStream,
@@ -388,6 +389,81 @@ def test_goaway_finishes_streams_below_and_retries_or_fails_those_above() -> Non
         second = peer.connection(1)
         assert [(s.id, s.path) for s in second.streams.values()] == [(1, b"/pkg.Svc/Hold")]
         assert len(peer.connections) == 2
+
+
+def test_max_concurrent_streams_is_respected() -> None:
+    """Ten calls at once against MAX_CONCURRENT_STREAMS 3: at most three streams are open in h2's view (h2 raises
+    TooManyStreamsError on a fourth), the others wait and all finish."""
+    release = Event()
+    open_now: list[int] = []
+    most: list[int] = [0]
+
+    def held(stream: PeerStream) -> None:
+        open_now.append(stream.id)
+        most[0] = max(most[0], len(open_now))
+        release.wait()
+        open_now.remove(stream.id)
+        unary(stream)
+
+    with running_peer({"/pkg.Svc/Held": held, **ROUTES}, settings={MAX_CONCURRENT_STREAMS: 3}) as peer:
+        ch = channel(peer.address)
+        try:
+            assert ch.unary_unary("/pkg.Svc/Unary")(b"warm", timeout=10) == b"re:warm"
+            conn = peer.connection(0)
+            conn.wait_until(lambda: conn.acks >= 2)
+            calls = [gevent.spawn(ch.unary_unary("/pkg.Svc/Held"), b"%d" % i, timeout=LIMIT) for i in range(10)]
+            conn.wait_until(lambda: len(open_now) == 3)
+            assert not any(call.ready() for call in calls)
+            release.set()
+            assert [call.get() for call in calls] == [b"re:%d" % i for i in range(10)]
+        finally:
+            ch.close()
+        assert most[0] == 3 and len(conn.events_of(ev.RequestReceived)) == 11
+
+
+def test_a_response_before_our_end_stream_closes_our_side() -> None:
+    """The server answers a client stream before the client half-closed (an early status): the client closes
+    its side with RST_STREAM NO_ERROR, so the stream stops counting against the server's MAX_CONCURRENT_STREAMS.
+    Before the fix it stayed half-closed in h2's view, and the fourth such call on a connection limited to three
+    streams was a TooManyStreamsError (h2 closed the connection, the call failed UNAVAILABLE)."""
+
+    def early(stream: PeerStream) -> None:
+        assert stream.recv() == b"first"
+        stream.send_headers()
+        stream.send_message(b"early")
+        stream.send_trailers(3, "rejected early")
+
+    stop = Event()
+
+    def requests() -> Iterator[bytes]:
+        yield b"first"
+        stop.wait()
+
+    with running_peer({"/pkg.Svc/Early": early, **ROUTES}, settings={MAX_CONCURRENT_STREAMS: 3}) as peer:
+        ch = channel(peer.address)
+        try:
+            assert ch.unary_unary("/pkg.Svc/Unary")(b"warm", timeout=10) == b"re:warm"
+            conn = peer.connection(0)
+            conn.wait_until(lambda: conn.acks >= 2)
+            for _ in range(6):
+                with pytest.raises(grpc.RpcError) as error:
+                    ch.stream_unary("/pkg.Svc/Early")(requests(), timeout=LIMIT)
+                assert (error.value.code(), error.value.details()) == (
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "rejected early",
+                )
+            bidi = ch.stream_stream("/pkg.Svc/Early")(requests(), timeout=LIMIT)
+            assert next(bidi) == b"early"
+            with pytest.raises(grpc.RpcError):
+                next(bidi)
+            assert bidi.code() is grpc.StatusCode.INVALID_ARGUMENT
+            conn.wait_until(lambda: len(conn.events_of(ev.StreamReset)) == 7)
+        finally:
+            stop.set()
+            ch.close()
+        resets = conn.events_of(ev.StreamReset)
+        assert [(r.stream_id, r.error_code) for r in resets] == [(3 + 2 * i, ErrorCodes.NO_ERROR) for i in range(7)]
+        assert conn.h2.open_inbound_streams == 0
 
 
 # 5. Cancellation and deadlines, resets both ways

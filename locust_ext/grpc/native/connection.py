@@ -40,6 +40,7 @@ class Stream:
         "expired",
         "headers",
         "id",
+        "local_closed",
         "received",
         "refused",
         "remote_closed",
@@ -58,6 +59,8 @@ class Stream:
         self.trailers: RawHeaders | None = None
         self.data = bytearray()
         self.received = 0
+        #: Our END_STREAM is built (sent, or being sent under the send lock).
+        self.local_closed = False
         self.remote_closed = False
         self.reset_code: int | None = None
         self.error: str | None = None
@@ -109,6 +112,7 @@ class Connection:
         self._header_parts: list[bytes] = []
         self._header_flags = 0
         self._header_stream = 0
+        self._resets: list[bytes] = []
         preface = f.CONNECTION_PREFACE + f.settings_frame(
             {f.SETTINGS_ENABLE_PUSH: 0, f.SETTINGS_INITIAL_WINDOW_SIZE: receive_window},
         )
@@ -158,12 +162,14 @@ class Connection:
             max_frame = self.peer_max_frame
             if message is None:
                 out = f.headers_frames(stream_id, block, end_stream, max_frame)
+                stream.local_closed = end_stream
                 message_left: bytes | None = None
             else:
                 out = f.headers_frames(stream_id, block, False, max_frame)
                 size = len(message)
                 if size <= self.send_window and size <= stream.send_window:
                     out += f.data_frames(stream_id, message, end_stream, max_frame)
+                    stream.local_closed = end_stream
                     self.send_window -= size
                     stream.send_window -= size
                     message_left = None
@@ -190,6 +196,7 @@ class Connection:
                     chunk = bytes(view[:size])
                     last = size == len(view)
                     out = f.data_frames(stream.id, chunk, end_stream and last, self.peer_max_frame)
+                    stream.local_closed = end_stream and last
                     self.send_window -= size
                     stream.send_window -= size
                     try:
@@ -246,6 +253,9 @@ class Connection:
                     reply = self._on_frame(kind, flags, stream_id, payload)
                     if reply:
                         replies.append(reply)
+                if self._resets:
+                    replies += self._resets
+                    self._resets = []
                 if self._receive_unacked >= self._receive_window >> 1:
                     replies.append(f.window_update_frame(0, self._receive_unacked))
                     self._receive_unacked = 0
@@ -347,6 +357,12 @@ class Connection:
     def _finish(self, stream: Stream) -> None:
         stream.remote_closed = True
         self.streams.pop(stream.id, None)
+        if not stream.local_closed:
+            # The server answered before our END_STREAM (e.g. an early status on a client stream): close our
+            # side with RST_STREAM NO_ERROR, as grpc-go does. Left half-closed it would still count against the
+            # server's MAX_CONCURRENT_STREAMS, and the server would keep it, though we no longer do.
+            stream.local_closed = True
+            self._resets.append(f.rst_stream_frame(stream.id, f.NO_ERROR))
         stream.wake()
         if self._window_waiters:
             self._wake_window_waiters()
