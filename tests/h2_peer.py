@@ -376,7 +376,7 @@ class PeerConnection:
     def _grant_window(self) -> None:
         """Top the client's windows up to their targets in WINDOW_UPDATEs of at most ``grant_step`` bytes."""
         h2conn, step = self.h2, self.peer.grant_step
-        if self.closed or self.errors:
+        if self.closed or self.errors or not self.peer.grants:
             return
         target = max(self.peer.connection_window, 0)
         while (missing := target - h2conn.inbound_flow_control_window) > 0:
@@ -432,6 +432,8 @@ class H2Peer:
         self.on_data: Callable[[PeerConnection, PeerStream], None] | None = None
         self.settings = settings
         self.grant_step = grant_step
+        #: False: the peer grants no window at all (a server that stopped reading).
+        self.grants = True
         self.connection_window = connection_window
         self.connections: list[PeerConnection] = []
         self._accepted = Event()

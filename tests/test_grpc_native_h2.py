@@ -473,13 +473,14 @@ def wait_for_reset(stream: PeerStream) -> None:
     stream.conn.wait_until(lambda: stream.reset_code is not None, timeout=LIMIT)
 
 
+def never(stream: PeerStream) -> None:
+    wait_for_reset(stream)
+
+
 def test_client_cancel_and_deadline_reach_h2_as_rst_stream_cancel() -> None:
     def forever(stream: PeerStream) -> None:
         stream.send_headers()
         stream.send_message(b"first")
-        wait_for_reset(stream)
-
-    def never(stream: PeerStream) -> None:
         wait_for_reset(stream)
 
     def bidi_forever(stream: PeerStream) -> None:
@@ -521,6 +522,72 @@ def test_client_cancel_and_deadline_reach_h2_as_rst_stream_cancel() -> None:
         ]
         timeout = dict(conn.events_of(ev.RequestReceived)[1].headers)[b"grpc-timeout"]
         assert re.fullmatch(rb"\d{1,3}m", timeout) and 0 < int(timeout[:-1]) <= 300
+
+
+def test_deadline_while_waiting_for_window() -> None:
+    """The peer stops granting window (a 1,000-byte stream window): a unary and a server-streaming call whose
+    request does not fit end DEADLINE_EXCEEDED at their deadline, with RST_STREAM CANCEL. They used to wait for
+    window with no deadline at all (the call's timer was armed only once the request was out): a hang."""
+    with running_peer({"/pkg.Svc/Never": never, **ROUTES}, settings={INITIAL_WINDOW_SIZE: 1_000}) as peer:
+        ch = channel(peer.address)
+        try:
+            assert ch.unary_unary("/pkg.Svc/Unary")(b"warm", timeout=10) == b"re:warm"
+            conn = peer.connection(0)
+            conn.wait_until(lambda: conn.acks >= 2)
+            peer.grants = False
+            with gevent.Timeout(10, AssertionError("the deadline was not applied while waiting for window")):
+                with pytest.raises(grpc.RpcError) as unary_error:
+                    ch.unary_unary("/pkg.Svc/Never")(b"u" * 100_000, timeout=0.3)
+                call = ch.unary_stream("/pkg.Svc/Never")(b"s" * 100_000, timeout=0.3)
+                with pytest.raises(grpc.RpcError) as stream_error:
+                    list(call)
+            assert unary_error.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            assert stream_error.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            conn.wait_until(lambda: len(conn.events_of(ev.StreamReset)) == 2)
+        finally:
+            ch.close()
+        resets = conn.events_of(ev.StreamReset)
+        assert [(r.stream_id, r.error_code) for r in resets] == [(3, ErrorCodes.CANCEL), (5, ErrorCodes.CANCEL)]
+        for stream_id in (3, 5):
+            assert (
+                sum(e.flow_controlled_length for e in stream_events(conn, stream_id) if isinstance(e, ev.DataReceived))
+                <= 1_000
+            )
+
+
+def test_deadline_while_waiting_for_a_stream_slot() -> None:
+    """MAX_CONCURRENT_STREAMS 1 and that stream held: a call queued behind it ends DEADLINE_EXCEEDED at its own
+    deadline, never sent. It used to wait for the slot whatever its deadline."""
+    release = Event()
+
+    def held(stream: PeerStream) -> None:
+        release.wait()
+        unary(stream)
+
+    with running_peer({"/pkg.Svc/Held": held, **ROUTES}, settings={MAX_CONCURRENT_STREAMS: 1}) as peer:
+        ch = channel(peer.address)
+        try:
+            assert ch.unary_unary("/pkg.Svc/Unary")(b"warm", timeout=10) == b"re:warm"
+            conn = peer.connection(0)
+            conn.wait_until(lambda: conn.acks >= 2)
+            first = gevent.spawn(ch.unary_unary("/pkg.Svc/Held"), b"first", timeout=LIMIT)
+            conn.wait_until(lambda: 3 in conn.streams)
+            with gevent.Timeout(10, AssertionError("the deadline was not applied while waiting for a stream slot")):
+                with pytest.raises(grpc.RpcError) as unary_error:
+                    ch.unary_unary("/pkg.Svc/Unary")(b"queued", timeout=0.3)
+                call = ch.unary_stream("/pkg.Svc/Unary")(b"queued", timeout=0.3)
+                with pytest.raises(grpc.RpcError) as stream_error:
+                    list(call)
+            assert unary_error.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            assert stream_error.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+            assert not first.ready()
+            release.set()
+            assert first.get() == b"re:first"
+            assert ch.unary_unary("/pkg.Svc/Unary")(b"after", timeout=10) == b"re:after"  # the slot is free again
+        finally:
+            ch.close()
+        assert [e.stream_id for e in conn.events_of(ev.RequestReceived)] == [1, 3, 5]  # the queued calls never sent
+        assert not conn.events_of(ev.StreamReset)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ not implement is refused by name (:func:`check_options`), never ignored.
 
 from __future__ import annotations
 
+import time
 import weakref
 import zlib
 from collections.abc import Sequence
@@ -141,13 +142,16 @@ class NativeChannel(grpc.Channel):
     def open_stream(
         self, block: bytes, message: bytes | None, end_stream: bool, wake_on_data: bool, timeout: float | None
     ) -> tuple[Connection, Stream]:
-        """A new stream on the live connection (connecting first if needed); raises ConnectionGone (UNAVAILABLE)."""
+        """A new stream on the live connection (connecting first if needed); raises ConnectionGone (UNAVAILABLE).
+        A stream still waiting for a slot or window when ``timeout`` runs out comes back expired."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for _attempt in range(3):
             conn = self._conn
             if conn is None or not conn.usable:
-                conn = self._connect(timeout)
+                conn = self._connect(timeout if deadline is None else max(0.0, deadline - time.monotonic()))
             try:
-                return conn, conn.open_stream(block, message, end_stream, wake_on_data)
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                return conn, conn.open_stream(block, message, end_stream, wake_on_data, remaining)
             except ConnectionGone:
                 if conn.closed_reason is not None and conn.next_id > 1 and not conn.streams:
                     raise

@@ -10,6 +10,7 @@ is topped up with WINDOW_UPDATE once half of it is used.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 import gevent
@@ -148,41 +149,70 @@ class Connection:
         except OSError as exc:
             self._fail(f"Socket closed: {exc.strerror or exc}")
 
-    def open_stream(self, block: bytes, message: bytes | None, end_stream: bool, wake_on_data: bool) -> Stream:
-        """Start a stream with header ``block`` and, when given, its first DATA (one send if the window allows)."""
-        while len(self.streams) >= self.peer_max_streams and self.usable:
-            self._wait_window()
-        with self.send_lock:
-            if not self.usable:
-                raise ConnectionGone(self.closed_reason or "connection draining after GOAWAY")
-            stream_id = self.next_id
-            self.next_id += 2
-            stream = Stream(stream_id, self.peer_initial_window, wake_on_data)
-            self.streams[stream_id] = stream
-            max_frame = self.peer_max_frame
-            if message is None:
-                out = f.headers_frames(stream_id, block, end_stream, max_frame)
-                stream.local_closed = end_stream
-                message_left: bytes | None = None
-            else:
-                out = f.headers_frames(stream_id, block, False, max_frame)
-                size = len(message)
-                if size <= self.send_window and size <= stream.send_window:
-                    out += f.data_frames(stream_id, message, end_stream, max_frame)
+    def open_stream(
+        self, block: bytes, message: bytes | None, end_stream: bool, wake_on_data: bool, timeout: float | None = None
+    ) -> Stream:
+        """Start a stream with header ``block`` and, when given, its first DATA (one send if the window allows).
+
+        A stream that has to wait, for a free slot under the server's MAX_CONCURRENT_STREAMS or for flow-control
+        window, waits at most ``timeout`` seconds (the call's deadline): it then comes back expired, and the caller
+        reports DEADLINE_EXCEEDED (an expired stream that never got an id was never sent)."""
+        stream = Stream(0, 0, wake_on_data)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        timer = None
+        try:
+            while len(self.streams) >= self.peer_max_streams and self.usable:
+                if deadline is not None and timer is None:
+                    timer = self._expire_at(stream, deadline)
+                if stream.expired:
+                    return stream
+                self._wait_window()
+            with self.send_lock:
+                if not self.usable:
+                    raise ConnectionGone(self.closed_reason or "connection draining after GOAWAY")
+                stream_id = stream.id = self.next_id
+                self.next_id += 2
+                stream.send_window = self.peer_initial_window
+                self.streams[stream_id] = stream
+                max_frame = self.peer_max_frame
+                if message is None:
+                    out = f.headers_frames(stream_id, block, end_stream, max_frame)
                     stream.local_closed = end_stream
-                    self.send_window -= size
-                    stream.send_window -= size
-                    message_left = None
+                    message_left: bytes | None = None
                 else:
-                    message_left = message
-            try:
-                self.sock.sendall(out)
-            except OSError as exc:
-                self._fail(f"Socket closed: {exc.strerror or exc}")
-                raise ConnectionGone(self.closed_reason) from None
-        if message_left is not None:
-            self.send_data(stream, message_left, end_stream)
-        return stream
+                    out = f.headers_frames(stream_id, block, False, max_frame)
+                    size = len(message)
+                    if size <= self.send_window and size <= stream.send_window:
+                        out += f.data_frames(stream_id, message, end_stream, max_frame)
+                        stream.local_closed = end_stream
+                        self.send_window -= size
+                        stream.send_window -= size
+                        message_left = None
+                    else:
+                        message_left = message
+                try:
+                    self.sock.sendall(out)
+                except OSError as exc:
+                    self._fail(f"Socket closed: {exc.strerror or exc}")
+                    raise ConnectionGone(self.closed_reason) from None
+            if message_left is not None:
+                if deadline is not None and timer is None:
+                    timer = self._expire_at(stream, deadline)
+                self.send_data(stream, message_left, end_stream)
+            return stream
+        finally:
+            if timer is not None:
+                timer.close()
+
+    def _expire_at(self, stream: Stream, deadline: float) -> Any:
+        """A hub timer expiring ``stream`` at ``deadline`` and waking whoever waits for window or a stream slot."""
+        timer = get_hub().loop.timer(max(0.0, deadline - time.monotonic()))
+        timer.start(self._expire_waiting, stream)
+        return timer
+
+    def _expire_waiting(self, stream: Stream) -> None:
+        stream.expire()
+        self._wake_window_waiters()
 
     def send_data(self, stream: Stream, data: bytes, end_stream: bool) -> None:
         """DATA for ``stream``, waiting for flow-control window as needed; gives up quietly if the stream ends."""
