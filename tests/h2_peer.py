@@ -201,6 +201,8 @@ class PeerConnection:
         self._send_lock = Semaphore()
         self._changed = Event()
         self._window = Event()
+        self._reading = Event()
+        self._reading.set()
         self._handlers: list[gevent.Greenlet] = []
         self.h2.initiate_connection()
         if peer.settings:
@@ -257,6 +259,13 @@ class PeerConnection:
         self.h2.ping(opaque)
         self.flush()
 
+    def pause_reading(self) -> None:
+        """Stop reading the socket after the bytes being processed (the client's sends then fill the buffers)."""
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
     # Waiting
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -284,6 +293,7 @@ class PeerConnection:
         preface = False
         try:
             while True:
+                self._reading.wait()
                 data = self.sock.recv(65536)
                 if not data:
                     break
@@ -422,6 +432,7 @@ class H2Peer:
         self,
         routes: Mapping[str, Handler] | None = None,
         *,
+        receive_buffer: int | None = None,
         settings: Mapping[int, int] | None = None,
         grant_step: int = 16_384,
         connection_window: int = 65_535,
@@ -438,6 +449,8 @@ class H2Peer:
         self.connections: list[PeerConnection] = []
         self._accepted = Event()
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:  # inherited by accepted sockets
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(16)
         self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"

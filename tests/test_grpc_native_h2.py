@@ -23,6 +23,7 @@ import gevent
 import grpc
 import h2.events as ev
 import pytest
+from gevent import socket
 from gevent.event import Event
 from h2.errors import ErrorCodes
 from hpack import Decoder, Encoder
@@ -31,6 +32,8 @@ from hyperframe import frame as hf
 from locust_ext.grpc.channels import ChannelSpec, open_channel
 from locust_ext.grpc.native import frames as f
 from locust_ext.grpc.native.channel import NativeChannel
+from locust_ext.grpc.native.connection import Connection
+from locust_ext.grpc.native.headers import RequestHeaders
 from locust_ext.grpc.target import parse_target
 from tests.h2_peer import (
     INITIAL_WINDOW_SIZE,
@@ -234,6 +237,57 @@ def test_one_mib_message_through_tiny_and_changing_windows() -> None:
         assert conn.sent_window_updates and max(conn.sent_window_updates) <= 500
 
 
+def test_settings_arriving_while_a_send_is_blocked_apply_after_the_ack() -> None:
+    """The regression of issue 13 against h2 itself, on a bare Connection: the peer stops reading while the client
+    is in the middle of sending a 16 MiB window's worth, then sends SETTINGS (MAX_FRAME_SIZE 1 MiB) and more window
+    in one write and reads again. The frames built after the window opens may be 1 MiB, but h2 applies that size
+    only once it has our ACK (FrameTooLargeError before): no large frame may precede the ACK."""
+    window = 16 * MIB
+    settings = {INITIAL_WINDOW_SIZE: window, MAX_FRAME_SIZE: 16_384}
+
+    def sink(stream: PeerStream) -> None:
+        stream.send_headers()
+        stream.send_message(b"%d" % sum(len(m) for m in stream.recv_all()))
+        stream.send_trailers(0)
+
+    with running_peer({"/pkg.Svc/Sink": sink}, settings=settings, receive_buffer=32_768) as peer:
+        peer.connection_window = window
+        sock = socket.create_connection(("127.0.0.1", int(peer.address.rpartition(":")[2])))
+        client = Connection(sock)
+        try:
+            conn = peer.connection(0)
+            conn.wait_until(lambda: conn.acks >= 2 and conn.h2.inbound_flow_control_window >= window)
+            with gevent.Timeout(10):
+                while client.send_window < window:  # the peer's WINDOW_UPDATE has reached the client
+                    gevent.sleep(0.01)
+            conn.pause_reading()
+            block = RequestHeaders("http", peer.address, "h2-test").method("/pkg.Svc/Sink")
+            message = f.grpc_message(bytes(24 * MIB))
+            sender = gevent.spawn(client.open_stream, block, message, True, False)
+            with gevent.Timeout(10):  # the window's worth is built and in sendall (more than the buffers hold)
+                while not (1 in client.streams and client.streams[1].send_window <= 0):
+                    gevent.sleep(0.01)
+            conn.wait_until(lambda: 1 in conn.streams)  # the one batch read after the pause has the HEADERS
+            assert not sender.ready()
+            conn.h2.update_settings({MAX_FRAME_SIZE: 1 << 20})
+            conn.h2.increment_flow_control_window(16 * MIB)
+            conn.h2.increment_flow_control_window(16 * MIB, 1)
+            conn.flush()
+            conn.resume_reading()
+            stream = sender.get(timeout=LIMIT)
+            with gevent.Timeout(LIMIT):
+                while not stream.done:
+                    stream.wait()
+            assert not peer.problems(), peer.problems()  # h2 raises FrameTooLargeError on a large frame before the ACK
+            assert stream.remote_closed and stream.data == f.grpc_message(b"%d" % (24 * MIB))
+        finally:
+            client.close()
+        data = [fr for fr in conn.frames if fr.kind == f.DATA]
+        assert sum(fr.length for fr in data) == len(message)
+        assert all(fr.length <= 16_384 for fr in data if fr.acks_before < 3)
+        assert any(fr.length > 16_384 for fr in data if fr.acks_before == 3)
+
+
 # 3. The receive side
 
 
@@ -299,6 +353,75 @@ def test_trailers_only_responses() -> None:
             trailing = dict(error.trailing_metadata())
             assert trailing["x-why"] == "gone" and trailing["x-long"] == trailer
         assert sum(1 for kind in peer.connection(0).sent_frame_kinds if kind == f.CONTINUATION) >= 1
+
+
+def test_metadata_through_h2s_dynamic_table() -> None:
+    """300 responses whose metadata h2's HPACK encoder indexes, reuses and evicts (4,096-byte table): the client's
+    decoder, and its memory of blocks that left the table alone, give every call its own metadata."""
+
+    def expected(i: int) -> tuple[dict[str, str], dict[str, str]]:
+        initial = {"x-n": str(i % 7), f"x-v{i % 13}": "v" * (i * 37 % 900)}
+        trailing = {"x-t": f"t{i % 5}" * (i % 50), f"x-u{i % 11}": str(i)}
+        return initial, trailing
+
+    def meta(stream: PeerStream) -> None:
+        (message,) = stream.recv_all()
+        initial, trailing = expected(int(message))
+        stream.send_headers(extra=list(initial.items()))
+        stream.send_message(message)
+        stream.send_trailers(0, extra=list(trailing.items()))
+
+    with running_peer({"/pkg.Svc/Meta": meta}) as peer:
+        ch = channel(peer.address)
+        try:
+            method = ch.unary_unary("/pkg.Svc/Meta")
+            for i in range(300):
+                response, call = method.with_call(b"%d" % i, timeout=10)
+                assert response == b"%d" % i
+                assert (dict(call.initial_metadata()), dict(call.trailing_metadata())) == expected(i), i
+        finally:
+            ch.close()
+
+
+def test_large_request_metadata_in_continuation_frames() -> None:
+    with running_peer(ROUTES) as peer:
+        ch = channel(peer.address)
+        try:
+            big = "".join(chr(48 + i % 75) for i in range(40_000))
+            assert ch.unary_unary("/pkg.Svc/Unary")(b"m", metadata=(("x-big", big),), timeout=10) == b"re:m"
+        finally:
+            ch.close()
+        conn = peer.connection(0)
+        assert dict(conn.events_of(ev.RequestReceived)[0].headers)[b"x-big"] == big.encode()
+        kinds = [fr.kind for fr in conn.frames if fr.stream_id == 1]
+        assert kinds[0] == f.HEADERS and kinds[1] == f.CONTINUATION and kinds[-1] == f.DATA
+
+
+def test_cancel_mid_response_keeps_the_connection_window_open() -> None:
+    """A 20 MiB response cancelled after its first message, through a 65,535-byte receive window: what was in
+    flight for the cancelled stream still counts, and the client's connection-level WINDOW_UPDATEs keep h2 able to
+    send the next call's 20 MiB on the same connection."""
+
+    def flood(stream: PeerStream) -> None:
+        stream.recv_all()
+        stream.send_headers()
+        for _ in range(20):
+            stream.send_message(b"z" * MIB)
+        stream.send_trailers(0)
+
+    with running_peer({"/pkg.Svc/Flood": flood}) as peer:
+        ch = NativeChannel(peer.address, receive_window=65_535, options=[("grpc.max_receive_message_length", 2 * MIB)])
+        try:
+            call = ch.unary_stream("/pkg.Svc/Flood")(b"go", timeout=LIMIT)
+            assert next(call) == b"z" * MIB
+            call.cancel()
+            again = ch.unary_stream("/pkg.Svc/Flood")(b"go", timeout=LIMIT)
+            assert sum(1 for _ in again) == 20 and again.code() is grpc.StatusCode.OK
+        finally:
+            ch.close()
+        conn = peer.connection(0)
+        assert [(r.stream_id, r.error_code) for r in conn.events_of(ev.StreamReset)] == [(1, ErrorCodes.CANCEL)]
+        assert len(peer.connections) == 1
 
 
 # 4. PING, SETTINGS, GOAWAY
