@@ -94,7 +94,7 @@ class PeerStream:
     def recv(self, timeout: float = 10.0) -> bytes | None:
         """The next request message, or None once the client half-closed (StreamGone if it reset)."""
         item = self.messages.get(timeout=timeout)
-        if item is None and self.reset_code is not None:
+        if item is None and (self.reset_code is not None or not self.ended):  # reset, or the connection closed
             raise StreamGone(self.reset_code)
         return item
 

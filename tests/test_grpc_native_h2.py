@@ -288,6 +288,61 @@ def test_settings_arriving_while_a_send_is_blocked_apply_after_the_ack() -> None
         assert any(fr.length > 16_384 for fr in data if fr.acks_before == 3)
 
 
+def test_many_concurrent_calls_share_small_windows() -> None:
+    """Sixty calls of all kinds at once, each message larger than the 4,096-byte stream window, the connection
+    window 16,384, granted 1,000 bytes at a time: h2 accepts every interleaving and every call gets its answer."""
+    with running_peer(
+        ROUTES, settings={INITIAL_WINDOW_SIZE: 4_096}, grant_step=1_000, connection_window=16_384
+    ) as peer:
+        ch = channel(peer.address)
+        try:
+            assert ch.unary_unary("/pkg.Svc/Unary")(b"warm", timeout=10) == b"re:warm"
+            conn = peer.connection(0)
+            conn.wait_until(lambda: conn.acks >= 2)
+
+            def payload(i: int) -> bytes:
+                return bytes([i]) * (10_000 + 97 * i)
+
+            jobs = []
+            for i in range(15):
+                jobs.append(
+                    (gevent.spawn(ch.unary_unary("/pkg.Svc/Unary"), payload(i), timeout=LIMIT), [b"re:" + payload(i)])
+                )
+                jobs.append(
+                    (
+                        gevent.spawn(
+                            lambda i=i: list(ch.unary_stream("/pkg.Svc/ServerStream")(payload(i), timeout=LIMIT))
+                        ),
+                        [payload(i) + b"%d" % n for n in range(3)],
+                    )
+                )
+                jobs.append(
+                    (
+                        gevent.spawn(
+                            ch.stream_unary("/pkg.Svc/ClientStream"), iter([payload(i), payload(i + 1)]), timeout=LIMIT
+                        ),
+                        [payload(i) + b"|" + payload(i + 1)],
+                    )
+                )
+                jobs.append(
+                    (
+                        gevent.spawn(
+                            lambda i=i: list(
+                                ch.stream_stream("/pkg.Svc/Bidi")(iter([payload(i), payload(i + 2)]), timeout=LIMIT)
+                            )
+                        ),
+                        [payload(i), payload(i + 2)],
+                    )
+                )
+            for job, expected in jobs:
+                got = job.get()
+                assert (got if isinstance(got, list) else [got]) == expected
+        finally:
+            ch.close()
+        assert len(conn.events_of(ev.RequestReceived)) == 61
+        assert max(fr.length for fr in conn.frames if fr.kind == f.DATA) <= 4_096
+
+
 # 3. The receive side
 
 
@@ -587,6 +642,29 @@ def test_a_response_before_our_end_stream_closes_our_side() -> None:
         resets = conn.events_of(ev.StreamReset)
         assert [(r.stream_id, r.error_code) for r in resets] == [(3 + 2 * i, ErrorCodes.NO_ERROR) for i in range(7)]
         assert conn.h2.open_inbound_streams == 0
+
+
+def test_goaway_while_a_unary_request_waits_for_window() -> None:
+    """A unary request blocked on a 1,000-byte window when GOAWAY says the server never took its stream: the send
+    stops, and the call is retried whole on a new connection."""
+    with running_peer(ROUTES, settings={INITIAL_WINDOW_SIZE: 1_000}) as peer:
+        ch = channel(peer.address)
+        try:
+            assert ch.unary_unary("/pkg.Svc/Unary")(b"warm", timeout=10) == b"re:warm"
+            conn = peer.connection(0)
+            conn.wait_until(lambda: conn.acks >= 2)
+            peer.grants = False
+            call = gevent.spawn(ch.unary_unary("/pkg.Svc/Unary"), b"B" * 50_000, timeout=LIMIT)
+            conn.wait_until(lambda: 3 in conn.streams)
+            peer.grants = True
+            conn.goaway(last_stream_id=1)
+            assert call.get() == b"re:" + b"B" * 50_000
+        finally:
+            ch.close()
+        assert conn.streams[3].data_bytes <= 1_000
+        second = peer.connection(1)
+        assert [e.stream_id for e in second.events_of(ev.RequestReceived)] == [1]
+        assert second.streams[1].data_bytes == 50_005
 
 
 # 5. Cancellation and deadlines, resets both ways
