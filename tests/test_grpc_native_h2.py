@@ -182,6 +182,58 @@ def test_metadata_and_deadline_headers_as_h2_decodes_them() -> None:
         assert fields[b"grpc-timeout"] == b"2500m"
 
 
+@pytest.mark.parametrize(
+    "metadata",
+    [(("x-a", "line\nbreak"),), (("x-a", "caf\u00e9"),), (("x-a", "del\x7f"),), (("x a", "v"),), ((":path", "/x"),)],
+)
+def test_invalid_metadata_fails_the_call_not_the_connection(metadata: tuple[tuple[str, str], ...]) -> None:
+    """Metadata grpcio refuses before sending (INTERNAL "Invalid metadata") is refused the same way: it used to
+    go out, h2 answered with a connection error (PROTOCOL_ERROR), and every call on the connection failed."""
+    release = Event()
+
+    def held(stream: PeerStream) -> None:
+        release.wait()
+        unary(stream)
+
+    with running_peer({"/pkg.Svc/Held": held, **ROUTES}) as peer:
+        ch = channel(peer.address)
+        try:
+            running = gevent.spawn(ch.unary_unary("/pkg.Svc/Held"), b"bystander", timeout=LIMIT)
+            conn = peer.connection(0)
+            conn.wait_until(lambda: 1 in conn.streams)
+            with pytest.raises(grpc.RpcError) as unary_error:
+                ch.unary_unary("/pkg.Svc/Unary")(b"m", metadata=metadata, timeout=10)
+            with pytest.raises(grpc.RpcError) as stream_error:
+                list(ch.unary_stream("/pkg.Svc/ServerStream")(b"m", metadata=metadata, timeout=10))
+            for error in (unary_error.value, stream_error.value):
+                assert (error.code(), error.details()) == (grpc.StatusCode.INTERNAL, "Invalid metadata")
+            release.set()
+            assert running.get() == b"re:bystander"
+        finally:
+            ch.close()
+        assert [e.stream_id for e in conn.events_of(ev.RequestReceived)] == [1]
+        assert len(peer.connections) == 1
+
+
+def test_metadata_named_like_the_transports_own_headers_is_dropped() -> None:
+    """As grpcio: user metadata named te, content-type, user-agent or grpc-timeout does not reach the wire (a
+    second te used to: h2 closed the connection with PROTOCOL_ERROR)."""
+    with running_peer(ROUTES) as peer:
+        ch = channel(peer.address)
+        try:
+            metadata = (("te", "gzip"), ("content-type", "text/plain"), ("user-agent", "me"), ("grpc-timeout", "1S"))
+            assert ch.unary_unary("/pkg.Svc/Unary")(b"m", metadata=metadata) == b"re:m"
+        finally:
+            ch.close()
+        (request,) = peer.connection(0).events_of(ev.RequestReceived)
+        names = [name for name, _ in request.headers]
+        assert names.count(b"te") == names.count(b"content-type") == names.count(b"user-agent") == 1
+        assert b"grpc-timeout" not in names
+        fields = dict(request.headers)
+        assert (fields[b"te"], fields[b"content-type"]) == (b"trailers", b"application/grpc")
+        assert fields[b"user-agent"].startswith(b"locust-grpc-websocket-native/")
+
+
 # 2. Flow control under the peer's small and changing windows
 
 

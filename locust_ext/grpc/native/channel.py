@@ -21,7 +21,7 @@ from gevent.lock import Semaphore
 from locust_ext import local_ips
 from locust_ext.grpc.native import frames as f
 from locust_ext.grpc.native.connection import Connection, ConnectionGone, Stream
-from locust_ext.grpc.native.headers import RequestHeaders
+from locust_ext.grpc.native.headers import InvalidMetadata, RequestHeaders
 from locust_ext.grpc.native.multicallables import StreamStream, StreamUnary, UnaryStream, UnaryUnary
 
 if TYPE_CHECKING:
@@ -80,6 +80,18 @@ def tls_context(
     return context
 
 
+class _ChannelHeaders(RequestHeaders):
+    """Request header blocks whose invalid metadata fails the call as grpcio fails it: INTERNAL, nothing sent."""
+
+    def metadata(self, metadata: Sequence[tuple[str, Any]]) -> bytes:
+        try:
+            return super().metadata(metadata)
+        except InvalidMetadata:
+            from locust_ext.grpc.native.calls import FinishedCall
+
+            raise FinishedCall(grpc.StatusCode.INTERNAL, "Invalid metadata") from None
+
+
 class NativeChannel(grpc.Channel):
     """A gRPC channel over one HTTP/2 connection of its own; see the module docstring."""
 
@@ -101,7 +113,7 @@ class NativeChannel(grpc.Channel):
         self._server_name = settings.get("grpc.ssl_target_name_override") or self._host
         authority = settings.get("grpc.default_authority") or settings.get("grpc.ssl_target_name_override") or address
         agent = settings.get("grpc.primary_user_agent")
-        self.request_headers = RequestHeaders(
+        self.request_headers = _ChannelHeaders(
             "https" if tls else "http", authority, f"{agent} {USER_AGENT}" if agent else USER_AGENT
         )
         self.max_receive: int = int(settings.get("grpc.max_receive_message_length", DEFAULT_MAX_RECEIVE))

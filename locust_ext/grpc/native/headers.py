@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -18,6 +19,7 @@ from urllib.parse import unquote
 from hpack import Decoder, Encoder
 
 __all__ = [
+    "InvalidMetadata",
     "Metadata",
     "RequestHeaders",
     "ResponseDecoder",
@@ -33,6 +35,18 @@ RESERVED = frozenset(
     (b"content-type", b"grpc-status", b"grpc-message", b"grpc-encoding", b"grpc-accept-encoding", b"te")
 )
 _CACHE_LIMIT = 512
+#: grpc-core's legal metadata keys (after lowercasing, which this transport does for the caller).
+_LEGAL_KEY = re.compile(rb"[0-9a-z_.\-]+")
+#: grpc-core's legal values of keys without ``-bin``: printable ASCII.
+_LEGAL_VALUE = re.compile(rb"[\x20-\x7e]*")
+#: Request headers the transport sets itself: user metadata of these names is dropped, as grpcio drops it (a
+#: second ``te`` is a protocol error that closes the connection).
+_OWN_HEADERS = frozenset((b"content-type", b"te", b"user-agent", b"grpc-timeout"))
+
+
+class InvalidMetadata(ValueError):
+    """Metadata grpcio refuses before sending anything (INTERNAL "Invalid metadata"): a key or a value HTTP/2 does
+    not allow, which a server would answer with a connection error, failing every call on the connection."""
 
 
 def _literal_block(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
@@ -54,12 +68,19 @@ def encode_timeout(seconds: float) -> bytes:
 def _metadata_fields(metadata: Sequence[tuple[str, Any]]) -> list[tuple[bytes, bytes]]:
     fields = []
     for key, value in metadata:
-        name = key.lower().encode("ascii")
+        name = key.lower().encode("ascii", "replace")
+        if not _LEGAL_KEY.fullmatch(name):
+            raise InvalidMetadata(f"metadata key {key!r} is invalid")
+        if name in _OWN_HEADERS:
+            continue
         if name.endswith(b"-bin"):
             raw = value if isinstance(value, bytes) else str(value).encode()
             fields.append((name, base64.b64encode(raw).rstrip(b"=")))
         else:
-            fields.append((name, value if isinstance(value, bytes) else str(value).encode("ascii")))
+            text = value if isinstance(value, bytes) else str(value).encode("utf-8")
+            if not _LEGAL_VALUE.fullmatch(text):  # non-ASCII included
+                raise InvalidMetadata(f"metadata value for key {key!r} is invalid")
+            fields.append((name, text))
     return fields
 
 
