@@ -916,6 +916,35 @@ def test_refused_unary_call_succeeds_on_its_retry() -> None:
     assert calls == [1, 3]
 
 
+@pytest.mark.parametrize("kind", ["unary", "server_stream"])
+def test_refused_after_response_headers_is_not_retried(kind: str) -> None:
+    """REFUSED_STREAM after the server's response headers (and, streaming, a message the caller has): the call is
+    committed, so it fails UNAVAILABLE as grpcio's does, without a second attempt. It used to be retried, and the
+    caller of a server stream got the messages of two attempts."""
+
+    def late_refusal(stream: PeerStream) -> None:
+        stream.recv_all()
+        stream.send_headers()
+        stream.send_message(b"partial-%d" % stream.id)
+        stream.reset(ErrorCodes.REFUSED_STREAM)
+
+    with running_peer({"/pkg.Svc/Late": late_refusal}) as peer:
+        ch = channel(peer.address)
+        got: list[bytes] = []
+        try:
+            with pytest.raises(grpc.RpcError) as error:
+                if kind == "unary":
+                    ch.unary_unary("/pkg.Svc/Late")(b"u", timeout=10)
+                else:
+                    for message in ch.unary_stream("/pkg.Svc/Late")(b"s", timeout=10):
+                        got.append(message)
+        finally:
+            ch.close()
+        assert error.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert got == ([b"partial-1"] if kind == "server_stream" else [])
+        assert len(peer.connection(0).events_of(ev.RequestReceived)) == 1
+
+
 # 6. frames.py against hyperframe, h2's frame layer
 
 

@@ -320,7 +320,9 @@ class Connection:
             stream = self.streams.pop(stream_id, None)
             if stream is not None:
                 stream.reset_code = f.parse_u32(payload)
-                stream.refused = stream.reset_code == f.REFUSED_STREAM
+                # Safe to retry only if nothing came back: once response headers arrived the server has taken the
+                # call (gRFC A6 commits it), and a retry would hand the caller a second response stream.
+                stream.refused = stream.reset_code == f.REFUSED_STREAM and stream.headers is None
                 stream.wake()
                 self._wake_window_waiters()
         elif kind == f.SETTINGS:
