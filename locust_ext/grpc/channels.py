@@ -3,7 +3,7 @@
 Two transports open the channel: ``"grpcio"`` (grpc's own, under gevent) and ``"native"`` (HTTP/2 on gevent
 sockets, :mod:`locust_ext.grpc.native`). A user class picks one with ``GrpcUser.transport``; otherwise the run's
 choice applies (``--grpc-transport`` / ``LOCUST_GRPC_TRANSPORT``, default ``"native"``: it passes the whole
-conformance suite, tests/test_grpc_native_*.py, and GrpcUser's own tests on both transports).
+conformance suite, tests/test_grpc/test_grpc_native_*.py, and GrpcUser's own tests on both transports).
 
 grpc shares subchannels (TCP connections) between channels with the same target and options through a
 process-wide pool, so "a channel per user" would silently become one connection for every user. Each grpcio

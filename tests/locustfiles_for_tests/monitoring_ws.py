@@ -1,6 +1,6 @@
-"""A bounded WebSocketUser for the Graphite test (tests/test_monitoring_graphite.py): echoes against the reference
-backend (env WS_PROBE_URL), 30 % answered with an injected error reply, so the mirror sends the suite's own
-WebSocket timers, failure and error-class counters and the open-connections gauge."""
+"""A bounded WebSocketUser for the Graphite test (tests/test_monitoring/test_monitoring_graphite.py): echoes against
+the reference backend (env WS_PROBE_URL), 30 % answered with an injected error reply, so the mirror sends the
+suite's own WebSocket timers, failure and error-class counters and the open-connections gauge."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Users for the network-fault tests (tests/test_network_faults.py): echo in a loop with short timeouts, every
-request event appended to ``NET_FAULTS_LOG`` as a JSON line (monotonic clock, shared by every process on the
+"""Users for the network-fault tests (tests/test_product/test_network_faults.py): echo in a loop with short timeouts,
+every request event appended to ``NET_FAULTS_LOG`` as a JSON line (monotonic clock, shared by every process on the
 machine), so the test can place each call before, during or after the fault it injects.
 
 ``NET_FAULTS_PAYLOAD`` sets the echo payload's size in bytes (large for the server-stops-reading case, where

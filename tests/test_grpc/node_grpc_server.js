@@ -1,8 +1,8 @@
 // The native transport's conformance server on @grpc/grpc-js: loadtest.v1 Hello, Echo and Stream, steered by
-// request metadata exactly as tests/grpc_conformance_server.py is (x-echo-*, x-status, x-message, x-sleep-ms;
-// SayHello(name="cancelled") answers how many calls were cancelled while they waited).
+// request metadata exactly as tests/test_grpc/grpc_conformance_server.py is (x-echo-*, x-status, x-message,
+// x-sleep-ms; SayHello(name="cancelled") answers how many calls were cancelled while they waited).
 //
-//   NODE_PATH=.cache/grpc-js-server/node_modules node tests/node_grpc_server.js [--port 0] [--gzip]
+//   NODE_PATH=.cache/grpc-js-server/node_modules node tests/test_grpc/node_grpc_server.js [--port 0] [--gzip]
 //       [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]
 //
 // Prints the test kit's ready line ("READY grpc <host>:<port>") once it listens; SIGTERM stops it gracefully.
@@ -20,7 +20,7 @@ function option(name, fallback) {
 
 const host = option("--host", "127.0.0.1");
 const port = Number(option("--port", "0"));
-const protoFile = path.join(__dirname, "..", "protos", "loadtest", "v1", "loadtest.proto");
+const protoFile = path.join(__dirname, "..", "..", "protos", "loadtest", "v1", "loadtest.proto");
 const definition = protoLoader.loadSync(protoFile, { keepCase: true, longs: String, defaults: true });
 const loadtest = grpc.loadPackageDefinition(definition).loadtest.v1;
 const LIMIT = 64 * 1024 * 1024;

@@ -12,7 +12,7 @@ HELLO = "/loadtest.v1.Hello/SayHello"
 
 def test_processes_mode_counts_every_call_once(grpc_backend: Backend, tmp_path: Path) -> None:
     """Sub-millisecond bucket keys crossing from --processes workers to the master are proven with known response
-    times in tests/test_final_reports.py (a real call's speed depends on the machine's load)."""
+    times in tests/test_core/test_final_reports.py (a real call's speed depends on the machine's load)."""
     grpc_counters(grpc_backend, reset=True)
     report = tmp_path / "run"
     # Not Locust's default 5557: another run on the machine may hold it, and its forked workers would join ours.

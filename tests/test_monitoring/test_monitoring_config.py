@@ -3,10 +3,10 @@
 No Docker engine runs where the tests run, so the image is staged instead: the files monitoring/Dockerfile
 COPYs (minus what .dockerignore leaves out of the build context) are copied into a temporary directory, and
 every command line the compose file, the manifests and the Dockerfile give a container is run through
-tests/container_command.py there, with the container's environment: Locust's own argument parser with the
-suite's flags, the files it names, the thresholds file, the host each user class would run against. An
+tests/test_monitoring/container_command.py there, with the container's environment: Locust's own argument parser
+with the suite's flags, the files it names, the thresholds file, the host each user class would run against. An
 unknown flag, a host of the wrong scheme for the locustfile, or a file the image lacks fails here. That the
-dashboards' targets return data from a real Graphite is tests/test_monitoring_graphite.py's job.
+dashboards' targets return data from a real Graphite is tests/test_monitoring/test_monitoring_graphite.py's job.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.monitoring_support import DASHBOARDS, MONITORING, load_dashboard, panels, targets
 from tests.support import REPO_ROOT
+from tests.test_monitoring.monitoring_support import DASHBOARDS, MONITORING, load_dashboard, panels, targets
 
 IMAGE = "locust-grpc-websocket:latest"
-CHECKER = REPO_ROOT / "tests" / "container_command.py"
+CHECKER = Path(__file__).with_name("container_command.py")
 COMPOSE = yaml.safe_load((MONITORING / "docker-compose.yml").read_text())
 K8S = [doc for path in sorted((MONITORING / "k8s").glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())]
 # Shell variables `docker compose up` is run with: the defaults, and what the compose file's header documents.

@@ -1,16 +1,16 @@
 """Check container command lines the way each container would start, in a staged copy of the image.
 
-Run as ``python -I tests/container_command.py ROOT`` with a JSON list of ``{"argv": [...], "env": {...}}`` on
-stdin, ROOT a tree staged from monitoring/Dockerfile's COPY lines (tests/test_monitoring_config.py does this)
-standing for the image's ``/``, and the working directory the image's WORKDIR in it. ``argv`` is the whole
-command: ``["locust", ...]`` (the image's entrypoint) or ``["python", "-m", "backends.<server>", ...]``; ``env``
-is the container's environment (the Dockerfile's ENV, then the compose/k8s env). Each command is checked in a
-forked child with exactly that environment and the import path the container would have: the installed
-third-party packages, ``PYTHONPATH`` (mapped into ROOT), and the working directory for ``python -m``; the
-suite itself (``locust_ext``, ``loadtest``, the backends) is imported in the child from that path only, so a
-package the image lacks fails here as it would in the container. A Locust command goes through the steps of
-Locust's own main(): the locustfiles found and imported (which registers the suite's flags through
-``init_command_line_parser``), then the whole command line through Locust's parser, so Locust's env vars
+Run as ``python -I tests/test_monitoring/container_command.py ROOT`` with a JSON list of
+``{"argv": [...], "env": {...}}`` on stdin, ROOT a tree staged from monitoring/Dockerfile's COPY lines
+(tests/test_monitoring/test_monitoring_config.py does this) standing for the image's ``/``, and the working
+directory the image's WORKDIR in it. ``argv`` is the whole command: ``["locust", ...]`` (the image's entrypoint) or
+``["python", "-m", "backends.<server>", ...]``; ``env`` is the container's environment (the Dockerfile's ENV, then
+the compose/k8s env). Each command is checked in a forked child with exactly that environment and the import path
+the container would have: the installed third-party packages, ``PYTHONPATH`` (mapped into ROOT), and the working
+directory for ``python -m``; the suite itself (``locust_ext``, ``loadtest``, the backends) is imported in the child
+from that path only, so a package the image lacks fails here as it would in the container. A Locust command goes
+through the steps of Locust's own main(): the locustfiles found and imported (which registers the suite's flags
+through ``init_command_line_parser``), then the whole command line through Locust's parser, so Locust's env vars
 (``LOCUST_HOST``, ``LOCUST_STATSD_HOST``, ...) and ``--config`` files count as they would; then every file it
 names must exist, the thresholds file must load, every user class's settings must pass
 locust_ext.host_check's start-up check, and on a master or a standalone run every user class must accept the

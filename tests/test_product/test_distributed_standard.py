@@ -16,8 +16,8 @@ import pytest
 
 from backends.kit import grpc_counters
 from locust_ext.testing import Backend, free_port, json_stats, locust_command, run_distributed, run_locust
-from tests.counted import check_counts, made, served
 from tests.support import FOR_TESTS, REPO_ROOT
+from tests.test_product.counted import check_counts, made, served
 
 USERS = 6
 RUN_TIMEOUT_S = 90.0

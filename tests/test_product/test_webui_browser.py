@@ -24,8 +24,8 @@ import pytest
 
 from locust_ext.browser import Page, button, find_chromium, headless_chromium, tab
 from locust_ext.testing import Backend, free_port, locust_command, running_locust
-from tests.counted import check_counts, served
 from tests.support import FOR_TESTS
+from tests.test_product.counted import check_counts, served
 
 pytestmark = pytest.mark.skipif(
     find_chromium() is None and os.environ.get("CI") != "true",

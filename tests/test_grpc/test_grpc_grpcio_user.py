@@ -1,5 +1,5 @@
-"""GrpcUser's own tests (tests/test_grpc_user.py, which run on the default native transport), every one of them
-again on the grpcio transport.
+"""GrpcUser's own tests (tests/test_grpc/test_grpc_user.py, which run on the default native transport), every one of
+them again on the grpcio transport.
 
 The same users, stubs, backends, recorded events and failure texts, with ``--grpc-transport grpcio`` in force
 (the run-wide choice, through ``LOCUST_GRPC_TRANSPORT`` for the Locust processes the tests start): both
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from locust_ext.grpc import channels
-from tests import test_grpc_user
+from tests.test_grpc import test_grpc_user
 
 fresh_counters = test_grpc_user.fresh_counters
 globals().update({name: value for name, value in vars(test_grpc_user).items() if name.startswith("test_")})

@@ -1,9 +1,13 @@
 """docs/architecture.md stays true: every file and folder it names exists, every feature package is one of its
-rooms, and the three places a newcomer looks for are where it says."""
+rooms, the three places a newcomer looks for are where it says, and the tests' folders follow its naming rule."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +61,46 @@ def test_the_places_a_newcomer_looks_for_are_where_it_says() -> None:
     assert "def delay(" in source("websocket/reconnect.py")
     loop = source("websocket/connector.py").split("def _connect_loop", 1)[1].split("\n    def ", 1)[0]
     assert "policy.delay(attempt)" in loop
+
+
+TESTS = REPO_ROOT / "tests"
+
+
+def names_under_tests() -> dict[str, Path]:
+    """Every name a folder under tests/ offers to ``import`` when that folder is first on ``sys.path`` (a script
+    run as ``python tests/.../x.py``, a locustfile's folder): its subfolders and its modules."""
+    folders = [TESTS, *(path for path in TESTS.rglob("*") if path.is_dir() and path.name != "__pycache__")]
+    return {
+        entry.stem: entry.relative_to(REPO_ROOT)
+        for folder in folders
+        for entry in folder.iterdir()
+        if entry.stem.isidentifier()
+        and entry.name not in ("__pycache__", "__init__.py")
+        and (entry.is_dir() or entry.suffix == ".py")
+    }
+
+
+def test_no_folder_or_module_under_tests_hides_an_importable_one() -> None:
+    # tests/grpc/ would be imported as grpc by any script run from tests/; so would tests/statsd/ as statsd.
+    names = names_under_tests()
+    probe = "import importlib.util as u, json, sys; print(json.dumps([n for n in sys.argv[2:] if u.find_spec(n)]))"
+    # -I: neither the working directory nor the user's site; the checkout only as scripts put it, last.
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.append(sys.argv[1]); {probe}", str(REPO_ROOT), *names],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    hiding = {str(names[name]): name for name in json.loads(result.stdout)}
+    assert not hiding, f"these would hide an importable module of the same name: {hiding}"
+
+
+def test_every_folder_of_tests_is_a_package() -> None:
+    # Without __init__.py, pytest would put the folder itself first on sys.path and import its modules by bare name.
+    loose = sorted(
+        str(folder.relative_to(REPO_ROOT))
+        for folder in {module.parent for module in TESTS.rglob("test_*.py")}
+        if not (folder / "__init__.py").exists()
+    )
+    assert not loose, f"test folders without __init__.py: {loose}"

@@ -13,8 +13,8 @@ from backends.kit import running_backend
 from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
 from locust_ext.testing import Backend
+from tests.support import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 HELLO = "/loadtest.v1.Hello/SayHello"
 CONNECTIONS = 16  # the kernel spreads connections over the workers by hash: 16 all on one is a 2**-15 chance
 
@@ -87,7 +87,7 @@ def test_a_port_in_use_is_refused_before_any_worker_starts() -> None:
     with running_backend("grpc") as taken:
         result = subprocess.run(
             [sys.executable, "-m", "backends.grpc_server", "--port", str(taken.port), "--workers", "2"],
-            cwd=ROOT,
+            cwd=REPO_ROOT,
             capture_output=True,
             text=True,
             timeout=30,
@@ -104,7 +104,7 @@ def test_workers_port_is_refused_to_a_later_server() -> None:
     with running_backend("grpc", ["--workers", "2"]) as shared:
         result = subprocess.run(
             [sys.executable, "-m", "backends.grpc_server", "--port", str(shared.port), "--workers", "2"],
-            cwd=ROOT,
+            cwd=REPO_ROOT,
             capture_output=True,
             text=True,
             timeout=30,
@@ -115,7 +115,7 @@ def test_workers_port_is_refused_to_a_later_server() -> None:
 def test_bad_worker_count_is_one_line() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "backends.grpc_server", "--port", "0", "--workers", "0"],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=30,

@@ -1,7 +1,7 @@
 """Serve graphite-web (Debian's python3-graphite-web, a Django app) on loopback for the tests; run it with the
 system python3, which has graphite-web and Django (the project's venv has neither).
 
-    /usr/bin/python3 tests/graphite_web.py PORT
+    /usr/bin/python3 tests/test_monitoring/graphite_web.py PORT
 
 Settings come from the module named by GRAPHITE_SETTINGS_MODULE (graphite-web's own hook for local_settings),
 written by the test into a temporary directory on PYTHONPATH. wsgiref serves one request at a time, which is

@@ -13,15 +13,14 @@ from backends.kit import running_backend
 from loadtest.v1 import loadtest_pb2 as pb
 from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
 from locust_ext.testing import Backend
+from tests.support import REPO_ROOT
 from tests.tls_certs import make_pki
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_server(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "backends.grpc_server", "--port", "0", *args],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=30,
@@ -60,7 +59,7 @@ def test_mtls_requires_a_client_certificate(tmp_path: Path) -> None:
 def test_port_in_use_is_one_line_and_exit_2(grpc_backend: Backend) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "backends.grpc_server", "--port", str(grpc_backend.port)],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=30,

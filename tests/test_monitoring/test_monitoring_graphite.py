@@ -1,7 +1,7 @@
 """The monitoring path with real parts: mirror → StatsD daemon → carbon → graphite-web, read as the dashboards do.
 
 Carbon (with monitoring/graphite/'s storage rules) and graphite-web's render API run on loopback (Debian's
-graphite-carbon and graphite-web; tests/graphite_support.py); the npm StatsD daemon runs with
+graphite-carbon and graphite-web; tests/test_monitoring/graphite_support.py); the npm StatsD daemon runs with
 monitoring/statsd/config.js, its ports and Graphite address pointed at them. A short distributed gRPC run and
 a short distributed WebSocket run, side by side (master + 2 workers each, the mirror on in every process, a
 thresholds gate on the master), drive the reference backends; then every target of every shipped dashboard,
@@ -22,10 +22,16 @@ from typing import Any
 import pytest
 
 from locust_ext.testing import Backend, run_distributed
-from tests.graphite_support import Carbon, render, require_graphite, running_carbon, running_graphite_web
-from tests.monitoring_support import DASHBOARDS, MONITORING, load_dashboard, targets
 from tests.statsd_support import require_daemon, running_statsd_daemon
 from tests.support import FOR_TESTS
+from tests.test_monitoring.graphite_support import (
+    Carbon,
+    render,
+    require_graphite,
+    running_carbon,
+    running_graphite_web,
+)
+from tests.test_monitoring.monitoring_support import DASHBOARDS, MONITORING, load_dashboard, targets
 
 # Lenient enough to pass whatever this machine's latency; the grade gauges are what the gate is for here.
 GATE = """\

@@ -16,7 +16,7 @@ from locust_ext.statsd.naming import sanitize_segment
 from locust_ext.testing import Backend, free_port, locust_command, running_locust
 from tests.statsd_support import udp_capture
 from tests.support import FOR_TESTS
-from tests.thresholds_reports import (
+from tests.test_thresholds.thresholds_reports import (
     assert_rows_agree,
     console_rows,
     html_rows,

@@ -55,9 +55,10 @@ def test_a_figure_in_the_comment_is_the_total_peak(name: str) -> None:
 
 def test_no_stray_profile_files() -> None:
     expected = {f"{protocol}-{level}.conf" for protocol in PROTOCOLS for level in LEVELS}
-    # The chat scenarios and their thresholds tables (tests/test_ws_deliveries_profiles.py).
+    # The chat scenarios and their thresholds tables (tests/test_websocket/test_ws_deliveries_profiles.py).
     expected |= {
         f"chat-{scenario}.{ext}" for scenario in ("live-event", "flash-sale", "iot") for ext in ("conf", "yaml")
     }
-    expected |= {"websocket-im-gateway.conf", "websocket-im-gateway.yaml"}  # tests/test_ws_sessions_lifetime.py
+    # The IM-gateway profile and its thresholds table (tests/test_websocket/test_ws_sessions_lifetime.py).
+    expected |= {"websocket-im-gateway.conf", "websocket-im-gateway.yaml"}
     assert {path.name for path in PROFILES.iterdir()} == expected

@@ -20,7 +20,7 @@ import pytest
 
 from backends.kit import grpc_counters
 from locust_ext.testing import Backend, free_port, running_server
-from tests.grpc_conformance import SERVER_KINDS, TRANSPORTS, channel, conformance_server
+from tests.test_grpc.grpc_conformance import SERVER_KINDS, TRANSPORTS, channel, conformance_server
 from tests.tls_certs import make_pki
 
 from loadtest.v1 import loadtest_pb2 as pb  # isort: skip

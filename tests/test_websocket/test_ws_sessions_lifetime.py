@@ -38,7 +38,7 @@ def test_sessions_closed_by_their_users_succeed_with_their_lifetime() -> None:
     assert (session["num_requests"], session["num_failures"]) == (4, 0)
     connect = rows[("websocket", "connect")]
     assert session["min_response_time"] > 0 and connect["num_requests"] == 4
-    assert is_derived(SESSION_TYPE)  # not an operation: Locust's total leaves it out (tests/test_derived.py)
+    assert is_derived(SESSION_TYPE)  # not an operation: Locust's total leaves it out (tests/test_core/test_derived.py)
 
 
 def test_sessions_dropped_before_the_floor_fail_by_name() -> None:
@@ -53,7 +53,7 @@ def test_sessions_dropped_before_the_floor_fail_by_name() -> None:
 
 def _chat_flags() -> None:
     """Register locustfiles/chat.py's flags as Locust does when it imports it, unless already registered (by
-    tests/test_ws_deliveries_profiles.py in the same session)."""
+    tests/test_websocket/test_ws_deliveries_profiles.py in the same session)."""
     try:
         parse_options(args=["--chat-rooms", "1"])
         return

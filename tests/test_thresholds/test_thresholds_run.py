@@ -27,7 +27,7 @@ from locust_ext.testing import (
     running_locust,
 )
 from tests.support import FOR_TESTS, server_calls
-from tests.test_thresholds_loader import BAD_FILES
+from tests.test_thresholds.test_thresholds_loader import BAD_FILES
 
 LOCUSTFILE = FOR_TESTS / "thresholds_grpc.py"
 HELLO = "/loadtest.v1.Hello/SayHello"

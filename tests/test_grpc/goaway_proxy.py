@@ -4,7 +4,7 @@ The first connection gets the server preface (SETTINGS) and GOAWAY before any st
 call on it was never seen by the server; later connections are relayed byte for byte to ``--upstream``.
 Prints the test kit's ready line; stops on SIGTERM.
 
-    python tests/goaway_proxy.py --upstream 127.0.0.1:50051
+    python tests/test_grpc/goaway_proxy.py --upstream 127.0.0.1:50051
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout: tests/test_grpc/ is two below it
 
 from locust_ext.grpc.native import frames
 from locust_ext.testing import announce_ready

@@ -16,9 +16,10 @@ import pytest
 from locust_ext.grpc.channels import ChannelSpec, open_channel
 from locust_ext.grpc.target import parse_target
 from locust_ext.testing import Backend, running_server
+from tests.support import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
-GRPC_JS = REPO / ".cache" / "grpc-js-server" / "node_modules"
+HERE = Path(__file__).resolve().parent
+GRPC_JS = REPO_ROOT / ".cache" / "grpc-js-server" / "node_modules"
 SERVER_KINDS = ("grpcio", "aio", "node")
 TRANSPORTS = ("native", "grpcio")
 
@@ -32,9 +33,9 @@ def server_command(kind: str, args: Sequence[str] = ()) -> tuple[list[str], dict
             if os.environ.get("CI") == "true":
                 pytest.fail(reason)
             pytest.skip(reason)
-        return [node, str(REPO / "tests" / "node_grpc_server.js"), *args], {"NODE_PATH": str(GRPC_JS)}
+        return [node, str(HERE / "node_grpc_server.js"), *args], {"NODE_PATH": str(GRPC_JS)}
     extra = ["--aio"] if kind == "aio" else []
-    return [sys.executable, str(REPO / "tests" / "grpc_conformance_server.py"), *extra, *args], {}
+    return [sys.executable, str(HERE / "grpc_conformance_server.py"), *extra, *args], {}
 
 
 @contextmanager

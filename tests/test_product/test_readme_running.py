@@ -119,7 +119,8 @@ def _wait_for(condition: object, what: str, deadline_s: float = 30.0) -> None:
 
 
 def test_web_ui_takes_the_host_from_its_form(grpc_backend: Backend, ws_backend: Backend, tmp_path: Path) -> None:
-    """The form's fields as the page posts them; tests/test_webui_browser.py types them into the real page."""
+    """The form's fields as the page posts them; tests/test_product/test_webui_browser.py types them into the real
+    page."""
     (line,) = readme_blocks()["Web UI"]
     web_port = free_port()
     web = f"http://127.0.0.1:{web_port}"

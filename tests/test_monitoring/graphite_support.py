@@ -135,7 +135,8 @@ def render(base_url: str, target: str, *, since: str = "-10min") -> list[dict[st
 
 @contextmanager
 def running_graphite_web(root: Path, carbon: Carbon) -> Iterator[str]:
-    """graphite-web (tests/graphite_web.py under the system python3) reading ``carbon``; yields its base URL."""
+    """graphite-web (tests/test_monitoring/graphite_web.py under the system python3) reading ``carbon``; yields its
+    base URL."""
     settings = root / "settings"
     for folder in (settings, root / "log", root / "conf"):
         folder.mkdir(parents=True)
@@ -163,7 +164,7 @@ FUNCTION_PLUGINS = []
     log = root / "graphite-web.out"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(SYSTEM_PYTHON), str(REPO_ROOT / "tests" / "graphite_web.py"), str(port)],
+            [str(SYSTEM_PYTHON), str(Path(__file__).with_name("graphite_web.py")), str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
