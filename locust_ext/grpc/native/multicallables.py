@@ -69,11 +69,40 @@ class _MultiCallable:
             raise FinishedCall(grpc.StatusCode.INTERNAL, "Exception serializing request!") from None
         return self._channel.encode_message(payload)
 
-    def _stream_call(self, timeout: float | None) -> StreamCall:
-        return StreamCall(self._channel, self._deserialize, timeout)
+    def _start(
+        self,
+        request: Any,
+        request_streams: bool,
+        response_streams: bool,
+        timeout: float | None,
+        metadata: MetadataArg,
+        credentials: Any,
+        wait_for_ready: Any,
+        compression: Any,
+    ) -> StreamCall:
+        """Opens a call of the streaming kinds on :class:`~.calls.StreamCall`: the header block, then the call,
+        its stream opened with the one encoded request (ending our side) or with none and the requests sent
+        from ``request`` as they come; ``response_streams`` wakes the caller at each DATA frame."""
+        block = self._headers(timeout, metadata, compression, credentials, wait_for_ready)
+        call = StreamCall(self._channel, self._deserialize, timeout)
+        if request_streams:
+            call.start(block, None, False, response_streams)
+            call.send_requests(request, self._serialize)
+        else:
+            call.start(block, self._encode(request), True, response_streams)
+        return call
 
 
-class UnaryUnary(_MultiCallable, grpc.UnaryUnaryMultiCallable):
+class _UnaryResponse(_MultiCallable):
+    """Unary-unary and stream-unary: blocking calls only."""
+
+    __slots__ = ()
+
+    def future(self, *_args: Any, **_kwargs: Any) -> Any:
+        raise NotImplementedError("the native gRPC transport has no future(); call the stub, or use grpcio")
+
+
+class UnaryUnary(_UnaryResponse, grpc.UnaryUnaryMultiCallable):
     """One request, one response: the cheapest path."""
 
     __slots__ = ()
@@ -100,9 +129,6 @@ class UnaryUnary(_MultiCallable, grpc.UnaryUnaryMultiCallable):
     ) -> tuple[Any, grpc.Call]:
         response, call = self._blocking(request, timeout, metadata, credentials, compression, wait_for_ready, True)
         return response, call
-
-    def future(self, *_args: Any, **_kwargs: Any) -> Any:
-        raise NotImplementedError("the native gRPC transport has no future(); call the stub, or use grpcio")
 
     def _blocking(
         self,
@@ -179,13 +205,10 @@ class UnaryStream(_MultiCallable, grpc.UnaryStreamMultiCallable):
         wait_for_ready: bool | None = None,
         compression: Any = None,
     ) -> StreamCall:
-        block = self._headers(timeout, metadata, compression, credentials, wait_for_ready)
-        call = self._stream_call(timeout)
-        call.start(block, self._encode(request), True, True)
-        return call
+        return self._start(request, False, True, timeout, metadata, credentials, wait_for_ready, compression)
 
 
-class StreamUnary(_MultiCallable, grpc.StreamUnaryMultiCallable):
+class StreamUnary(_UnaryResponse, grpc.StreamUnaryMultiCallable):
     """A stream of requests (consumed as they come), one response."""
 
     __slots__ = ()
@@ -212,9 +235,6 @@ class StreamUnary(_MultiCallable, grpc.StreamUnaryMultiCallable):
     ) -> tuple[Any, grpc.Call]:
         return self._blocking(request_iterator, timeout, metadata, credentials, compression, wait_for_ready)
 
-    def future(self, *_args: Any, **_kwargs: Any) -> Any:
-        raise NotImplementedError("the native gRPC transport has no future(); call the stub, or use grpcio")
-
     def _blocking(
         self,
         requests: Iterable[Any],
@@ -224,9 +244,7 @@ class StreamUnary(_MultiCallable, grpc.StreamUnaryMultiCallable):
         compression: Any,
         wait_for_ready: Any,
     ) -> tuple[Any, grpc.Call]:
-        call = self._stream_call(timeout)
-        call.start(self._headers(timeout, metadata, compression, credentials, wait_for_ready), None, False, False)
-        call.send_requests(requests, self._serialize)
+        call = self._start(requests, True, False, timeout, metadata, credentials, wait_for_ready, compression)
         call.wait_done()
         response = call.single_response()
         return response, call.finished()
@@ -246,7 +264,4 @@ class StreamStream(_MultiCallable, grpc.StreamStreamMultiCallable):
         wait_for_ready: bool | None = None,
         compression: Any = None,
     ) -> StreamCall:
-        call = self._stream_call(timeout)
-        call.start(self._headers(timeout, metadata, compression, credentials, wait_for_ready), None, False, True)
-        call.send_requests(request_iterator, self._serialize)
-        return call
+        return self._start(request_iterator, True, True, timeout, metadata, credentials, wait_for_ready, compression)
