@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -142,6 +143,27 @@ def test_native_grpc_users_bind_round_robin(grpc_backend: Backend) -> None:
             time.sleep(0.2)
         locust.terminate()
         locust.communicate(timeout=30)
+    assert seen == dict.fromkeys(["127.0.0.2", "127.0.0.3", "127.0.0.4"], 2)
+    assert grpc_counters(grpc_backend).distinct_peers == 6
+
+
+def test_native_grpc_users_bind_on_every_worker(grpc_backend: Backend) -> None:
+    """Distributed as users run it (workers get only --worker --master-host): each worker takes the addresses in
+    turn for its own users' connections, seen from the server's accepted sockets while the run holds them."""
+    grpc_counters(grpc_backend, reset=True)
+    server = psutil.Process(grpc_backend.process.pid)
+    master = ["LocalIpsGrpc", "--headless", "-u", "6", "-r", "6", "-t", "12s", "-H", grpc_backend.address]
+    seen: Counter[str] = Counter()
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(
+            run_distributed, GRPC_LOCUSTFILE, [*master, "--local-ips", "127.0.0.2-127.0.0.4"], workers=2, timeout=90
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sum(seen.values()) < 6 and not run.done():
+            seen = _server_peer_addresses(server)
+            time.sleep(0.2)
+        done = run.result()
+    assert done.returncode == 0, done.stderr[-3000:]
     assert seen == dict.fromkeys(["127.0.0.2", "127.0.0.3", "127.0.0.4"], 2)
     assert grpc_counters(grpc_backend).distinct_peers == 6
 
