@@ -1,5 +1,6 @@
-"""What the benches share: servers started pinned to a CPU, CPU time from /proc, the grpc-js server, and the
-steady calls/s of a headless Locust run with the CPU use of load generator and server over that window.
+"""What the benches share: servers started pinned to a CPU, CPU time from /proc, the grpc-js server, a bench's
+own child processes and the window they print, the steady calls/s of a headless Locust run with the CPU use of
+load generator and server over that window, and interleaved rounds of the contenders of a comparison.
 
 Servers run as ``taskset -c CPU <command>`` so every thread they ever start stays on that CPU (pinning a
 running process with ``sched_setaffinity`` moves only its main thread, not grpc's poller threads). They
@@ -8,16 +9,18 @@ announce themselves with the reference backends' ``READY <scheme> <host>:<port>`
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import selectors
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -79,13 +82,27 @@ class Window:
         return self.calls / (self.end - self.start)
 
 
+def start_child(script: str, *args: str) -> subprocess.Popen[str]:
+    """``python script *args`` pinned to the load CPU, the repository importable: a bench's own child process,
+    which prints its window as its last line of output (:func:`print_window`, read by :func:`child_window`)."""
+    return subprocess.Popen(
+        pinned([sys.executable, script, *args], LOAD_CPU), cwd=REPO_ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=python_env(),
+    )  # fmt: skip
+
+
+def print_window(window: Window) -> None:
+    """A child's last line of output: its window, ``{"calls": ..., "start": ..., "end": ...}`` (Unix seconds)."""
+    print(json.dumps({"calls": window.calls, "start": window.start, "end": window.end}), flush=True)
+
+
 def child_window(process: subprocess.Popen[str]) -> Window:
-    """Waits for a bench's own child process and returns the window it printed as its last line of output,
-    ``{"calls": ..., "start": ..., "end": ...}`` (Unix seconds)."""
+    """Waits for a bench's own child process and returns the window it printed as its last line of output
+    (:func:`print_window`)."""
     stdout, stderr = process.communicate(timeout=120)
     lines = stdout.strip().splitlines()
     if not lines:
-        raise RuntimeError(f"the child printed no window: {stderr.strip()[-500:]}")
+        raise RuntimeError(f"the child printed no window: {(stderr or '').strip()[-500:]}")
     return Window(**json.loads(lines[-1]))
 
 
@@ -96,6 +113,27 @@ class Sample:
     calls_per_s: float
     load_cpu: float
     server_cpu: float
+
+
+@dataclass
+class Contender:
+    """One row of a comparison: how to start a run against a target (target, users, seconds), how to read its
+    counted window, and the samples of its rounds."""
+
+    key: str
+    label: str
+    run: Callable[[str, int, float], subprocess.Popen[str]]
+    window: Callable[[subprocess.Popen[str]], Window]
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self, pick: Callable[[Sample], float]) -> float:
+        return statistics.median(pick(sample) for sample in self.samples)
+
+    def per_s(self) -> float:
+        return self.median(lambda s: s.calls_per_s)
+
+    def per_cpu_s(self) -> float:
+        return self.median(lambda s: s.calls_per_s / s.load_cpu)
 
 
 def start_locust(
@@ -111,23 +149,26 @@ def start_locust(
     )
 
 
-def locust_window(json_stem: Path) -> Callable[[subprocess.Popen[str]], Window]:
+def locust_window(
+    json_stem: Path, request_type: str | None = None, per_call: int = 1
+) -> Callable[[subprocess.Popen[str]], Window]:
     """Waits for a run of :func:`start_locust` and counts its successful calls in the steady whole seconds
     (after spawning, before the last second's stop), from the per-second counts of its ``--json-file``
-    report, which is then removed."""
+    report, which is then removed: every row, or only those of ``request_type`` (derived rows left out),
+    each call counted ``per_call`` times (messages per streaming call)."""
 
     def window(process: subprocess.Popen[str]) -> Window:
         _, stderr = process.communicate(timeout=120)
-        return _steady_window(json_stem, stderr)
+        return _steady_window(json_stem, stderr, request_type, per_call)
 
     return window
 
 
-def _steady_window(json_stem: Path, stderr: str) -> Window:
+def _steady_window(json_stem: Path, stderr: str, request_type: str | None, per_call: int) -> Window:
     json_file = json_stem.with_suffix(".json")
     if not json_file.exists():
         raise RuntimeError(f"locust wrote no {json_file.name}: {stderr.strip()[-500:]}")
-    entries = json.loads(json_file.read_text())
+    entries = [e for e in json.loads(json_file.read_text()) if request_type is None or e["method"] == request_type]
     json_file.unlink()
     per_second: dict[int, int] = {}
     for entry in entries:
@@ -137,7 +178,7 @@ def _steady_window(json_stem: Path, stderr: str) -> Window:
     seconds = sorted(per_second)[LOCUST_SPAWN_S:-1]
     if not seconds:
         raise RuntimeError(f"locust recorded too few seconds: {stderr.strip()[-500:]}")
-    return Window(sum(per_second[s] for s in seconds), seconds[0], seconds[-1] + 1)
+    return Window(sum(per_second[s] for s in seconds) * per_call, seconds[0], seconds[-1] + 1)
 
 
 @dataclass
@@ -206,6 +247,38 @@ def measure(
     return Sample(counted.rate, load_cpu, server_cpu)
 
 
+def run_rounds(
+    contenders: list[Contender],
+    server: Server,
+    target: str,
+    rounds: int,
+    seconds: float,
+    users: int,
+    unit: str = "per s",
+    droppable: tuple[str, ...] = (),
+    drop_on: tuple[type[Exception], ...] = (RuntimeError,),
+) -> None:
+    """Interleaved rounds (each round starts one contender later) against one ``server`` at ``target``, which is
+    stopped at the end; a contender of ``droppable`` that fails with ``drop_on`` is dropped with a note, the
+    others go on."""
+    try:
+        for round_index in range(rounds):
+            shift = round_index % len(contenders)
+            for contender in contenders[shift:] + contenders[:shift]:
+                process = contender.run(target, users, seconds)
+                try:
+                    contender.samples.append(measure(contender.label, server, process, contender.window))
+                except drop_on as error:
+                    if contender.key not in droppable:
+                        raise
+                    print(f"note: dropping ({contender.key}) {contender.label}: {error}")
+                    contenders.remove(contender)
+            rates = ", ".join(f"{c.key}={c.samples[-1].calls_per_s:,.0f}" for c in contenders)
+            print(f"  round {round_index + 1}/{rounds} {unit}: {rates}", flush=True)
+    finally:
+        server.stop()
+
+
 def _ready_line(stream: IO[str], timeout: float) -> str:
     with selectors.DefaultSelector() as selector:
         selector.register(stream, selectors.EVENT_READ)
@@ -261,3 +334,28 @@ def grpc_js_command() -> tuple[list[str], dict[str, str]] | None:
             return None
     script = REPO_ROOT / "bench" / "grpc_js_server.js"
     return [node, str(script), "--host", "127.0.0.1", "--port", "0"], {**os.environ, "NODE_PATH": str(modules)}
+
+
+def grpc_js_or(name: str, command: list[str]) -> tuple[str, list[str], dict[str, str] | None]:
+    """(name, command, env) of the gRPC server a bench measures against: the @grpc/grpc-js server when node is
+    installed, else ``command`` (a Python server, no env of its own)."""
+    node = grpc_js_command()
+    if node is not None:
+        return "@grpc/grpc-js (node)", *node
+    return name, command, None
+
+
+def add_round_arguments(
+    parser: argparse.ArgumentParser, *, rounds: int, rounds_help: str, users: int, users_help: str
+) -> None:
+    """``--rounds`` (1-20), ``--seconds`` (2-60, counted per run, default 5) and ``--users`` (1-1000) of a
+    comparison in interleaved rounds; :func:`check_round_arguments` checks them once parsed."""
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"{rounds_help} (1-20, default {rounds})")
+    parser.add_argument("--seconds", type=float, default=5.0, help="counted seconds per run (2-60, default 5)")
+    parser.add_argument("--users", type=int, default=users, help=f"{users_help} (1-1000, default {users})")
+
+
+def check_round_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits through ``parser.error`` when ``--rounds``, ``--seconds`` or ``--users`` is out of range."""
+    if not (1 <= args.rounds <= 20 and 2 <= args.seconds <= 60 and 1 <= args.users <= 1000):
+        parser.error("--rounds must be 1-20, --seconds 2-60, --users 1-1000")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _common import LOAD_CPU, REPO_ROOT, Window, pinned
 
-__all__ = ["K6_WARM_UP_S", "k6_binary", "k6_window", "start_k6"]
+__all__ = ["K6_WARM_UP_S", "k6_binary", "k6_window", "run_k6", "start_k6"]
 
 K6_VENV = REPO_ROOT / ".cache" / "k6-venv"
 K6_WARM_UP_S = 2.0
@@ -98,17 +98,25 @@ def start_k6(
     """k6 with ``users`` VUs (one connection each) running the ``row`` script, pinned to the load CPU."""
     script = scratch / f"k6_{row}.js"
     script.write_text(_COMMON + SCRIPTS[row])
+    env = {"PROTO_DIR": str(REPO_ROOT / "protos"), "TARGET": target, "MESSAGES": str(messages)}
+    return run_k6(binary, script, users, seconds, 0.5, env)
+
+
+def run_k6(
+    binary: str, script: Path, users: int, seconds: float, tail_s: float, env: dict[str, str]
+) -> subprocess.Popen[str]:
+    """k6 running ``script`` with ``users`` VUs, pinned to the load CPU, for its window of ``seconds`` that opens
+    K6_WARM_UP_S from now (``WINDOW_START``, ``WINDOW_END``) and ``tail_s`` more; ``env`` is what the script
+    reads besides. :func:`k6_window` reads what it counted."""
     start = time.time() + K6_WARM_UP_S
     env = {
         **os.environ,
         "K6_NO_USAGE_REPORT": "true",
-        "PROTO_DIR": str(REPO_ROOT / "protos"),
-        "TARGET": target,
+        **env,
         "VUS": str(users),
-        "DURATION": f"{K6_WARM_UP_S + seconds + 0.5:g}s",
+        "DURATION": f"{K6_WARM_UP_S + seconds + tail_s:g}s",
         "WINDOW_START": repr(start),
         "WINDOW_END": repr(start + seconds),
-        "MESSAGES": str(messages),
     }
     command = [binary, "run", "--quiet", "--no-usage-report", "--address", "", str(script)]
     process = subprocess.Popen(

@@ -28,28 +28,29 @@ CPU-second of the load generator, which other processes on a shared machine dist
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from _common import (
-    LOAD_CPU,
     REPO_ROOT,
-    Sample,
+    Contender,
     Window,
+    add_round_arguments,
+    check_round_arguments,
+    child_window,
     grpc_js_command,
+    grpc_js_or,
     locust_window,
-    measure,
-    pinned,
     placement,
-    python_env,
+    print_window,
+    run_rounds,
+    start_child,
     start_locust,
     start_server,
 )
@@ -62,18 +63,6 @@ WARM_UP_S = 1.0
 MAX_CALLS = 10_000_000
 
 
-@dataclass
-class Variant:
-    key: str
-    label: str
-    run: Callable[[str, int, float], subprocess.Popen[str]]
-    window: Callable[[subprocess.Popen[str]], Window]
-    samples: list[Sample] = field(default_factory=list)
-
-    def median(self, pick: Callable[[Sample], float]) -> float:
-        return statistics.median(pick(sample) for sample in self.samples)
-
-
 # --- raw clients (child processes pinned to the load CPU) -------------------------------------------------
 
 
@@ -82,32 +71,12 @@ def run_gevent(target: str, users: int, seconds: float) -> Window:
     from gevent import monkey
 
     monkey.patch_all()
-    import gevent
     import grpc
     import grpc.experimental.gevent
 
-    from loadtest.v1 import loadtest_pb2 as pb
-    from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
-
     grpc.experimental.gevent.init_gevent()
-    channels = [grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(users)]
-    request = pb.HelloRequest(name="bench")
-    window_start = time.time() + WARM_UP_S
-    window_end = window_start + seconds
-    counted = 0
-
-    def caller(channel: grpc.Channel) -> None:
-        nonlocal counted
-        say_hello = pb_grpc.HelloStub(channel).SayHello
-        while (now := time.time()) < window_end and counted < MAX_CALLS:
-            say_hello(request, timeout=30)
-            if now >= window_start:
-                counted += 1
-
-    gevent.joinall([gevent.spawn(caller, channel) for channel in channels])
-    for channel in channels:
-        channel.close()
-    return Window(counted, window_start, window_end)
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    return greenlet_calls([grpc.insecure_channel(target, options=options) for _ in range(users)], seconds)
 
 
 def run_aio(target: str, users: int, seconds: float) -> Window:
@@ -148,19 +117,26 @@ def run_native(target: str, users: int, seconds: float) -> Window:
     from gevent import monkey
 
     monkey.patch_all()
+
+    from locust_ext.grpc.native import NativeChannel
+
+    return greenlet_calls([NativeChannel(target) for _ in range(users)], seconds)
+
+
+def greenlet_calls(channels: list[Any], seconds: float) -> Window:
+    """(a), (f): a greenlet per channel calling SayHello through a sync stub in a loop; counts the calls started
+    inside the window, which opens WARM_UP_S from now and lasts ``seconds``; closes the channels."""
     import gevent
 
     from loadtest.v1 import loadtest_pb2 as pb
     from loadtest.v1 import loadtest_pb2_grpc as pb_grpc
-    from locust_ext.grpc.native import NativeChannel
 
-    channels = [NativeChannel(target) for _ in range(users)]
     request = pb.HelloRequest(name="bench")
     window_start = time.time() + WARM_UP_S
     window_end = window_start + seconds
     counted = 0
 
-    def caller(channel: NativeChannel) -> None:
+    def caller(channel: Any) -> None:
         nonlocal counted
         say_hello = pb_grpc.HelloStub(channel).SayHello
         while (now := time.time()) < window_end and counted < MAX_CALLS:
@@ -179,16 +155,10 @@ RAW = {"gevent": run_gevent, "aio": run_aio, "native": run_native}
 
 def raw_child(kind: str) -> Callable[[str, int, float], subprocess.Popen[str]]:
     def run(target: str, users: int, seconds: float) -> subprocess.Popen[str]:
-        command = [sys.executable, __file__, "--raw", kind, "--target", target]
-        command += ["--users", str(users), "--seconds", str(seconds)]
-        return subprocess.Popen(pinned(command, LOAD_CPU), stdout=subprocess.PIPE, text=True, env=python_env())
+        sizes = ("--users", str(users), "--seconds", str(seconds))
+        return start_child(__file__, "--raw", kind, "--target", target, *sizes)
 
     return run
-
-
-def raw_window(process: subprocess.Popen[str]) -> Window:
-    assert process.stdout is not None
-    return Window(**json.loads(process.stdout.read()))
 
 
 # --- Locust runs ------------------------------------------------------------------------------------------
@@ -203,39 +173,12 @@ def locust_child(
     return run
 
 
-def stream_messages_window(json_stem: Path, messages: int) -> Callable[[subprocess.Popen[str]], Window]:
-    """Messages in a streaming Locust run's steady window: its successful ``grpc`` calls (derived rows left
-    out) times the messages each carries, from the per-second counts of its ``--json-file`` report."""
-
-    def window(process: subprocess.Popen[str]) -> Window:
-        _, stderr = process.communicate(timeout=120)
-        json_file = json_stem.with_suffix(".json")
-        if not json_file.exists():
-            raise RuntimeError(f"locust wrote no {json_file.name}: {stderr.strip()[-500:]}")
-        entries = [entry for entry in json.loads(json_file.read_text()) if entry["method"] == "grpc"]
-        json_file.unlink()
-        per_second: dict[int, int] = {}
-        for entry in entries:
-            failed = entry["num_fail_per_sec"]
-            for second, count in entry["num_reqs_per_sec"].items():
-                per_second[int(second)] = per_second.get(int(second), 0) + count - failed.get(second, 0)
-        seconds = sorted(per_second)[2:-1]
-        if not seconds:
-            raise RuntimeError(f"locust recorded too few seconds: {stderr.strip()[-500:]}")
-        return Window(sum(per_second[s] for s in seconds) * messages, seconds[0], seconds[-1] + 1)
-
-    return window
-
-
 # --- measuring --------------------------------------------------------------------------------------------
 
 
 def fastest_server() -> tuple[str, list[str], dict[str, str] | None]:
-    node = grpc_js_command()
-    if node is not None:
-        return "@grpc/grpc-js (node)", *node
     sync_server = [sys.executable, str(HERE / "grpc_backend_throughput.py"), "--serve", "sync"]
-    return "minimal sync grpcio server", sync_server, None
+    return grpc_js_or("minimal sync grpcio server", sync_server)
 
 
 def compare(rounds: int, seconds: float, users: int) -> None:
@@ -243,18 +186,18 @@ def compare(rounds: int, seconds: float, users: int) -> None:
     k6 = k6_binary()
     with tempfile.TemporaryDirectory(prefix="grpc-user-bench-") as scratch:
         variants = [
-            Variant("a", "raw grpcio + gevent", raw_child("gevent"), raw_window),
-            Variant("b", "GrpcUser grpcio (Locust)", *_locust("GrpcUserHello", Path(scratch))),
-            Variant("c", "docs interceptor user (Locust)", *_locust("InterceptorHello", Path(scratch))),
-            Variant("d", "raw grpc.aio", raw_child("aio"), raw_window),
-            Variant("e", "GrpcUser native (Locust)", *_locust("GrpcUserHello", Path(scratch), "native")),
-            Variant("f", "raw native + gevent", raw_child("native"), raw_window),
+            Contender("a", "raw grpcio + gevent", raw_child("gevent"), child_window),
+            Contender("b", "GrpcUser grpcio (Locust)", *_locust("GrpcUserHello", Path(scratch))),
+            Contender("c", "docs interceptor user (Locust)", *_locust("InterceptorHello", Path(scratch))),
+            Contender("d", "raw grpc.aio", raw_child("aio"), child_window),
+            Contender("e", "GrpcUser native (Locust)", *_locust("GrpcUserHello", Path(scratch), "native")),
+            Contender("f", "raw native + gevent", raw_child("native"), child_window),
         ]
         if k6 is not None:
-            variants.append(Variant("k", "k6 (Go)", _k6_child(k6, "unary", Path(scratch)), k6_window))
+            variants.append(Contender("k", "k6 (Go)", _k6_child(k6, "unary", Path(scratch)), k6_window))
         print(f"SayHello calls/s from one load-generator core ({placement()}); server: {name}")
         print(f"{users} concurrent callers, one connection each; {rounds} rounds x {seconds:g} s counted")
-        run_rounds(variants, name, command, env, rounds, seconds, users)
+        rounds_on(variants, name, command, env, rounds, seconds, users)
     print_table(variants, "calls")
     ratios = [("a", "b", ">= 0.90"), ("c", "b", ">= 1.00"), ("b", "e", ">= 1.00"), ("f", "e", "(Locust's share)")]
     if k6 is not None:
@@ -262,8 +205,8 @@ def compare(rounds: int, seconds: float, users: int) -> None:
     print_ratios(variants, ratios)
 
 
-def run_rounds(
-    variants: list[Variant],
+def rounds_on(
+    variants: list[Contender],
     name: str,
     command: list[str],
     env: dict[str, str] | None,
@@ -273,16 +216,7 @@ def run_rounds(
 ) -> None:
     """Interleaved rounds (each round starts one variant later) against one server, pinned to its CPU."""
     server = start_server(name, command, env=env)
-    try:
-        for round_index in range(rounds):
-            shift = round_index % len(variants)
-            for variant in variants[shift:] + variants[:shift]:
-                process = variant.run(server.address, users, seconds)
-                variant.samples.append(measure(variant.label, server, process, variant.window))
-            rates = ", ".join(f"{v.key}={v.samples[-1].calls_per_s:,.0f}" for v in variants)
-            print(f"  round {round_index + 1}/{rounds} per s: {rates}", flush=True)
-    finally:
-        server.stop()
+    run_rounds(variants, server, server.address, rounds, seconds, users)
 
 
 def stream_server() -> tuple[str, list[str], dict[str, str] | None]:
@@ -305,11 +239,12 @@ def compare_streams(rounds: int, seconds: float, users: int, messages: int) -> N
                 stem = Path(scratch) / f"{user_class}-{transport}"
                 run = locust_child(user_class, stem, "--grpc-transport", transport, locustfile=STREAMS_LOCUSTFILE)
                 label = f"GrpcUser {transport} (Locust)"
-                variants.append(Variant(key, label, run, stream_messages_window(stem, messages)))
+                # Messages: the successful ``grpc`` calls (derived rows left out) times the messages each carries.
+                variants.append(Contender(key, label, run, locust_window(stem, "grpc", messages)))
             if k6 is not None:
-                variants.append(Variant("k", "k6 (Go)", _k6_child(k6, row, Path(scratch), messages), k6_window))
+                variants.append(Contender("k", "k6 (Go)", _k6_child(k6, row, Path(scratch), messages), k6_window))
             print(f"\n{row}: messages/s, {messages} per call, {users} callers ({placement()}); server: {name}")
-            run_rounds(variants, name, command, env, rounds, seconds, users)
+            rounds_on(variants, name, command, env, rounds, seconds, users)
             print_table(variants, "msgs")
             print_ratios(variants, [("k", "e", ">= 0.80"), ("b", "e", "")] if k6 else [("b", "e", "")])
 
@@ -328,7 +263,7 @@ def _locust(
     return locust_child(user_class, stem, "--grpc-transport", transport), locust_window(stem)
 
 
-def print_table(variants: list[Variant], unit: str) -> None:
+def print_table(variants: list[Contender], unit: str) -> None:
     rate = {v.key: v.median(lambda s: s.calls_per_s) for v in variants}
     per_cpu = {v.key: v.median(lambda s: s.calls_per_s / s.load_cpu) for v in variants}
     print()
@@ -341,7 +276,7 @@ def print_table(variants: list[Variant], unit: str) -> None:
         )
 
 
-def print_ratios(variants: list[Variant], pairs: list[tuple[str, str, str]]) -> None:
+def print_ratios(variants: list[Contender], pairs: list[tuple[str, str, str]]) -> None:
     """``x/y`` per CPU-second (and per second) for each (y, x, target): medians of the same run's rounds."""
     by_key = {v.key: v for v in variants}
     print()
@@ -357,22 +292,20 @@ def print_ratios(variants: list[Variant], pairs: list[tuple[str, str, str]]) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per variant (max 20)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="counted seconds per run (2-60)")
-    parser.add_argument("--users", type=int, default=50, help="concurrent callers (1-1000)")
+    rounds_help = "interleaved rounds per variant"
+    add_round_arguments(parser, rounds=3, rounds_help=rounds_help, users=50, users_help="concurrent callers")
     parser.add_argument("--rows", default="unary,streams", help="unary, streams or both (comma-separated)")
     parser.add_argument("--messages", type=int, default=100, help="messages per streaming call (1-10000)")
     parser.add_argument("--raw", choices=sorted(RAW), help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     args = parser.parse_args()
     rows = set(args.rows.split(","))
-    if not (1 <= args.rounds <= 20 and 2 <= args.seconds <= 60 and 1 <= args.users <= 1000):
-        parser.error("--rounds must be 1-20, --seconds 2-60, --users 1-1000")
+    check_round_arguments(parser, args)
     if not rows or not rows <= {"unary", "streams"} or not 1 <= args.messages <= 10_000:
         parser.error("--rows takes unary and/or streams; --messages must be 1-10000")
     if args.raw:
         window = RAW[args.raw](args.target, args.users, args.seconds)
-        print(json.dumps({"calls": window.calls, "start": window.start, "end": window.end}), flush=True)
+        print_window(window)
         return
     if "unary" in rows:
         compare(args.rounds, args.seconds, args.users)

@@ -27,7 +27,9 @@ import locust  # noqa: F401  (gevent monkey-patching first)
 import statsd
 from _common import (
     Sample,
-    grpc_js_command,
+    add_round_arguments,
+    check_round_arguments,
+    grpc_js_or,
     locust_window,
     measure,
     placement,
@@ -56,10 +58,7 @@ class Failed(Exception):
 
 
 def fastest_server() -> tuple[str, list[str], dict[str, str] | None]:
-    node = grpc_js_command()
-    if node is not None:
-        return "@grpc/grpc-js (node)", *node
-    return "reference backend (grpc.aio)", reference_backend_command(), None
+    return grpc_js_or("reference backend (grpc.aio)", reference_backend_command())
 
 
 def load_table(rounds: int, seconds: float, users: int, sink: tuple[str, int]) -> None:
@@ -134,13 +133,10 @@ def microbench(sink: tuple[str, int], events: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="off/on round pairs (1-20, default 5)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="counted seconds per run (2-60, default 5)")
-    parser.add_argument("--users", type=int, default=50, help="concurrent GrpcUsers (1-1000, default 50)")
+    add_round_arguments(parser, rounds=5, rounds_help="off/on round pairs", users=50, users_help="concurrent GrpcUsers")
     parser.add_argument("--events", type=int, default=300_000, help="microbench events (default 300000)")
     args = parser.parse_args()
-    if not (1 <= args.rounds <= 20 and 2 <= args.seconds <= 60 and 1 <= args.users <= 1000):
-        parser.error("--rounds must be 1-20, --seconds 2-60, --users 1-1000")
+    check_round_arguments(parser, args)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink_socket:
         sink_socket.bind(("127.0.0.1", 0))
         sink = ("127.0.0.1", int(sink_socket.getsockname()[1]))

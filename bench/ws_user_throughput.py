@@ -30,13 +30,10 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +41,20 @@ import yaml
 from _common import (
     LOAD_CPU,
     REPO_ROOT,
-    Sample,
+    Contender,
     Server,
     Window,
+    add_round_arguments,
+    check_round_arguments,
     child_window,
-    measure,
     pinned,
     placement,
-    python_env,
+    print_window,
+    run_rounds,
+    start_child,
     start_server,
 )
-from _k6 import K6_WARM_UP_S, k6_binary, k6_window
+from _k6 import k6_binary, k6_window, run_k6
 
 HERE = Path(__file__).resolve().parent
 WS_SERVER_MODULES = REPO_ROOT / ".cache" / "ws-server" / "node_modules"
@@ -127,26 +127,6 @@ class ArtilleryUnavailable(Exception):
     """(c) cannot run here; the message says why."""
 
 
-@dataclass
-class Client:
-    """One client of the comparison: how to start a run against a URL, and how to read its counted window."""
-
-    key: str
-    label: str
-    run: Callable[[str, int, float], subprocess.Popen[str]]
-    window: Callable[[subprocess.Popen[str]], Window]
-    samples: list[Sample] = field(default_factory=list)
-
-    def median(self, pick: Callable[[Sample], float]) -> float:
-        return statistics.median(pick(sample) for sample in self.samples)
-
-    def per_s(self) -> float:
-        return self.median(lambda s: s.calls_per_s)
-
-    def per_cpu_s(self) -> float:
-        return self.median(lambda s: s.calls_per_s / s.load_cpu)
-
-
 # --- (a) and (b): child processes of this bench, each printing its window --------------------------------
 
 
@@ -215,12 +195,7 @@ CHILDREN = {"raw": raw_loop, "locust": websocket_user}
 
 def child(kind: str) -> Callable[[str, int, float], subprocess.Popen[str]]:
     def run(url: str, users: int, seconds: float) -> subprocess.Popen[str]:
-        command = [sys.executable, __file__, "--child", kind, "--url", url]
-        command += ["--users", str(users), "--seconds", str(seconds)]
-        return subprocess.Popen(
-            pinned(command, LOAD_CPU), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=python_env(),
-        )  # fmt: skip
+        return start_child(__file__, "--child", kind, "--url", url, "--users", str(users), "--seconds", str(seconds))
 
     return run
 
@@ -232,22 +207,7 @@ def k6_client(binary: str) -> Callable[[str, int, float], subprocess.Popen[str]]
     """(k): bench/ws_echo_k6.js with ``users`` VUs, pinned to the load CPU, its window K6_WARM_UP_S ahead."""
 
     def run(url: str, users: int, seconds: float) -> subprocess.Popen[str]:
-        start = time.time() + K6_WARM_UP_S
-        env = {
-            **os.environ,
-            "K6_NO_USAGE_REPORT": "true",
-            "URL": url,
-            "VUS": str(users),
-            "DURATION": f"{K6_WARM_UP_S + seconds + 5:g}s",
-            "WINDOW_START": repr(start),
-            "WINDOW_END": repr(start + seconds),
-        }
-        command = [binary, "run", "--quiet", "--no-usage-report", "--address", "", str(K6_SCRIPT)]
-        process = subprocess.Popen(
-            pinned(command, LOAD_CPU), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-        process.window = Window(0, start, start + seconds)  # type: ignore[attr-defined]
-        return process
+        return run_k6(binary, K6_SCRIPT, users, seconds, 5, {"URL": url})
 
     return run
 
@@ -381,30 +341,15 @@ def start_echo_server() -> Server:
     return start_server("Node ws echo server", [node, "-e", NODE_ECHO_SERVER], env=env)
 
 
-def run_rounds(clients: list[Client], rounds: int, seconds: float, users: int) -> None:
+def rounds_on_echo_server(clients: list[Contender], rounds: int, seconds: float, users: int) -> None:
     """Interleaved rounds (each round starts one client later) against one echo server, pinned to its CPU; a
     client that fails (Artillery) is dropped with a note, the others go on."""
     server = start_echo_server()
-    url = f"ws://{server.address}"
-    try:
-        for round_index in range(rounds):
-            shift = round_index % len(clients)
-            for client in clients[shift:] + clients[:shift]:
-                process = client.run(url, users, seconds)
-                try:
-                    client.samples.append(measure(client.label, server, process, client.window))
-                except (ArtilleryUnavailable, RuntimeError) as error:
-                    if client.key != "c":
-                        raise
-                    print(f"note: dropping (c) Artillery: {error}")
-                    clients.remove(client)
-            rates = ", ".join(f"{c.key}={c.samples[-1].calls_per_s:,.0f}" for c in clients)
-            print(f"  round {round_index + 1}/{rounds} round trips/s: {rates}", flush=True)
-    finally:
-        server.stop()
+    drop_on = (ArtilleryUnavailable, RuntimeError)
+    run_rounds(clients, server, f"ws://{server.address}", rounds, seconds, users, "round trips/s", ("c",), drop_on)
 
 
-def print_results(clients: list[Client]) -> None:
+def print_results(clients: list[Contender]) -> None:
     by_key = {client.key: client for client in clients}
     print()
     header = f"{'client':<38} {'per s':>8} {'(rounds)':>15} {'client CPU':>10} {'per CPU-s':>10} {'(rounds)':>15}"
@@ -431,37 +376,35 @@ def print_results(clients: list[Client]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=20, help="connections, one request in flight each (1-1000)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="counted seconds per run (2-60)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per client (max 20)")
+    users_help = "connections, one request in flight each"
+    add_round_arguments(parser, rounds=3, rounds_help="interleaved rounds per client", users=20, users_help=users_help)
     parser.add_argument("--no-artillery", action="store_true", help="leave out (c)")
     parser.add_argument("--no-k6", action="store_true", help="leave out (k)")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if not (1 <= args.rounds <= 20 and 2 <= args.seconds <= 60 and 1 <= args.users <= 1000):
-        parser.error("--rounds must be 1-20, --seconds 2-60, --users 1-1000")
+    check_round_arguments(parser, args)
     if args.child:
         window = CHILDREN[args.child](args.url, args.users, args.seconds)
-        print(json.dumps({"calls": window.calls, "start": window.start, "end": window.end}), flush=True)
+        print_window(window)
         return
     clients = [
-        Client("a", "raw websocket-client + gevent", child("raw"), child_window),
-        Client("b", "WebSocketUser, headless Locust", child("locust"), child_window),
+        Contender("a", "raw websocket-client + gevent", child("raw"), child_window),
+        Contender("b", "WebSocketUser, headless Locust", child("locust"), child_window),
     ]
     if not args.no_k6 and (k6 := k6_binary()) is not None:
-        clients.append(Client("k", "k6 (Go, experimental websockets)", k6_client(k6), k6_window))
+        clients.append(Contender("k", "k6 (Go, experimental websockets)", k6_client(k6), k6_window))
     with tempfile.TemporaryDirectory(prefix="ws-user-bench-") as scratch:
         if not args.no_artillery:
             try:
                 command = artillery_command()
                 run = artillery_client(command, Path(scratch))
-                clients.append(Client("c", f"Artillery {ARTILLERY_VERSION} ws engine", run, artillery_window))
+                clients.append(Contender("c", f"Artillery {ARTILLERY_VERSION} ws engine", run, artillery_window))
             except ArtilleryUnavailable as error:
                 print(f"note: skipping (c) Artillery: {error}")
         print(f"Echo round trips, 64 B JSON, {args.users} connections, one in flight each ({placement()})")
         print(f"server: Node ws echo server; {args.rounds} interleaved rounds x {args.seconds:g} s counted")
-        run_rounds(clients, args.rounds, args.seconds, args.users)
+        rounds_on_echo_server(clients, args.rounds, args.seconds, args.users)
     print_results(clients)
 
 
