@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import grpc
 import pytest
 from locust.env import Environment
 
-from backends.kit import grpc_counters, running_backend
+from backends.kit import grpc_counters
 from locust_ext import GrpcCallError, GrpcUser
 from locust_ext.grpc.descriptors import proto_catalog
 from locust_ext.grpc.errors import GrpcConfigError
@@ -21,30 +20,6 @@ from tests.support import REPO_ROOT, server_calls
 
 PROTOS = REPO_ROOT / "protos"
 LOADTEST_PROTO = PROTOS / "loadtest" / "v1" / "loadtest.proto"
-
-
-@pytest.fixture(scope="module")
-def dark_backend() -> Iterator[Backend]:
-    """The reference backend without server reflection."""
-    with running_backend("grpc", ["--no-reflection"]) as backend:
-        yield backend
-
-
-@pytest.fixture(scope="module")
-def protoset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A FileDescriptorSet of loadtest.proto, built as users build one (protoc --include_imports)."""
-    out = tmp_path_factory.mktemp("protoset") / "loadtest.pb"
-    command = [
-        sys.executable,
-        "-m",
-        "grpc_tools.protoc",
-        f"-I{PROTOS}",
-        f"--descriptor_set_out={out}",
-        "--include_imports",
-        "loadtest/v1/loadtest.proto",
-    ]
-    subprocess.run(command, check=True, cwd=REPO_ROOT)
-    return out
 
 
 class FromProtos(GrpcUser):

@@ -35,31 +35,6 @@ def run(args: list[str], timeout: float = 90.0) -> subprocess.CompletedProcess[s
     return subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ})
 
 
-@pytest.fixture(scope="module")
-def dark_backend() -> Iterator[Backend]:
-    """The reference gRPC backend without server reflection."""
-    with running_backend("grpc", ["--no-reflection"]) as backend:
-        yield backend
-
-
-@pytest.fixture(scope="module")
-def protoset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("protoset") / "loadtest.pb"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            f"-I{PROTOS}",
-            f"--descriptor_set_out={out}",
-            "--include_imports",
-            "loadtest/v1/loadtest.proto",
-        ],
-        check=True,
-    )
-    return out
-
-
 # (method, -d) per call kind; streams of two messages for the client-streaming kinds.
 KINDS = {
     "unary": ("loadtest.v1.Hello/SayHello", '{"name": "u{{user}}-{{seq}}"}'),
