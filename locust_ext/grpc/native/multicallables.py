@@ -146,6 +146,7 @@ class UnaryUnary(_UnaryResponse, grpc.UnaryUnaryMultiCallable):
             raise FinishedCall(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         deadline = time.monotonic() + timeout if timeout is not None else None
         channel = self._channel
+        retried = False
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
@@ -165,9 +166,10 @@ class UnaryUnary(_UnaryResponse, grpc.UnaryUnaryMultiCallable):
             finally:
                 if timer is not None:
                     timer.close()
-            # Never seen by the server (GOAWAY, REFUSED_STREAM): retried transparently, as grpcio does.
-            if not (stream.refused and not stream.expired):
+            # Never seen by the server (GOAWAY, REFUSED_STREAM): retried transparently once, as grpcio does.
+            if retried or not (stream.refused and not stream.expired):
                 break
+            retried = True
         code, details = stream_outcome(stream, conn)
         if code is not _OK:
             raise FinishedCall(code, details, stream.headers, stream.trailers)

@@ -1,6 +1,6 @@
 """The native gRPC transport against ``h2``, the reference Python HTTP/2 implementation, frame by frame.
 
-The server end is :mod:`tests.h2_peer`: every frame the client sends is fed to h2's ``H2Connection`` on its own,
+The server end is :mod:`tests.test_grpc.h2_peer`: each frame the client sends is fed to h2's ``H2Connection`` alone,
 and any ProtocolError, FlowControlError or FrameTooLargeError it raises fails the test. Covered: the four call
 kinds (headers, DATA and END_STREAM as h2 sees them); flow control under tiny and changing windows and frame
 sizes (a new value used only after our SETTINGS ACK reached h2); the receive side (multi-MiB padded responses
@@ -35,7 +35,7 @@ from locust_ext.grpc.native.channel import NativeChannel
 from locust_ext.grpc.native.connection import Connection
 from locust_ext.grpc.native.headers import RequestHeaders
 from locust_ext.grpc.target import parse_target
-from tests.h2_peer import (
+from tests.test_grpc.h2_peer import (
     INITIAL_WINDOW_SIZE,
     MAX_CONCURRENT_STREAMS,
     MAX_FRAME_SIZE,
@@ -851,18 +851,7 @@ def test_deadline_while_waiting_for_a_stream_slot() -> None:
         ("server_stream", ErrorCodes.INTERNAL_ERROR, grpc.StatusCode.INTERNAL, "error code 2"),
         ("bidi", ErrorCodes.REFUSED_STREAM, grpc.StatusCode.UNAVAILABLE, "Stream refused by server"),
         ("bidi", ErrorCodes.PROTOCOL_ERROR, grpc.StatusCode.INTERNAL, "error code 1"),
-        pytest.param(
-            "unary",
-            ErrorCodes.REFUSED_STREAM,
-            grpc.StatusCode.UNAVAILABLE,
-            "Stream refused by server",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known bug: UnaryUnary._blocking (multicallables.py) retries a refused stream without limit "
-                "(the README and gRFC A6 say once): a server refusing every stream gets a busy loop of new streams "
-                "until the deadline; fix pending in multicallables.py",
-            ),
-        ),
+        ("unary", ErrorCodes.REFUSED_STREAM, grpc.StatusCode.UNAVAILABLE, "Stream refused by server"),
     ],
 )
 def test_peer_reset_maps_to_grpcio_status(kind: str, code: int, status: grpc.StatusCode, details: str) -> None:
