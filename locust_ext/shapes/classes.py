@@ -93,6 +93,7 @@ class SuiteShape(LoadTestShape):
     settings: ClassVar[dict[str, str]] = {}
     #: Users started or stopped per second on a change; None derives it from the shape (see module doc).
     spawn_rate: float | None = None
+    _previous_tick: tuple[int, float] | None = None
 
     def __init__(self, **overrides: Any) -> None:
         super().__init__()
@@ -151,7 +152,21 @@ class SuiteShape(LoadTestShape):
         return count, max(1.0, float(abs(count - round(before or 0.0))))
 
     def tick(self) -> tuple[int, float] | None:
-        return self.tick_at(self.get_run_time())
+        """:meth:`tick_at` now; while the user count stays as the previous tick asked, that tick again.
+
+        Locust restarts its ramp whenever a tick differs: a ramp's last users not spawned yet when the count
+        levels off would otherwise be spawned at the level's 1/s (a local runner drops the unfinished ramp).
+        """
+        tick = self.tick_at(self.get_run_time())
+        previous = self._previous_tick
+        if tick is not None and previous is not None and tick[0] == previous[0]:
+            return previous
+        self._previous_tick = tick
+        return tick
+
+    def reset_time(self) -> None:
+        self._previous_tick = None
+        super().reset_time()
 
 
 class StagesShape(SuiteShape):

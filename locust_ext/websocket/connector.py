@@ -10,6 +10,7 @@ open-file descriptor of the process's :class:`~locust_ext.websocket.preflight.Fd
 
 from __future__ import annotations
 
+import socket
 import ssl
 import struct
 import time
@@ -183,7 +184,10 @@ class Connector:
                 return None
             sslopt = {"context": options.ssl_context} if options.ssl_context is not None else None
             ws = WebSocket(skip_utf8_validation=True, sslopt=sslopt)
+            sock = None
             try:
+                if local_ips.pool.configured:
+                    sock = _bound_socket(options)
                 ws.connect(
                     options.url,
                     timeout=options.connect_timeout,
@@ -191,10 +195,12 @@ class Connector:
                     origin=options.origin,
                     host=options.host_header,
                     subprotocols=list(options.subprotocols) or None,
-                    socket=_bound_socket(options) if local_ips.pool.configured else None,
+                    socket=_HeaderReading(sock) if isinstance(sock, socket.socket) else sock,
                 )
             except Exception as exc:
                 self._budget.release()
+                if sock is not None:
+                    sock.close()
                 if local_ips.port_exhaustion(exc):
                     named = isinstance(exc, local_ips.NoFreeLocalPort) and exc.strerror
                     operation.failure = WebSocketFailure("connect", named or "no free local port")
@@ -204,10 +210,49 @@ class Connector:
             except BaseException:  # GreenletExit: closed while connecting
                 self._budget.release()
                 ws.shutdown()
+                if sock is not None:
+                    sock.close()
                 raise
-        assert ws.sock is not None
-        ws.sock.settimeout(None)  # reads happen when the socket is readable; sends are bounded per request
-        return Link(ws.sock, ws.getsubprotocol())
+        sock = sock or ws.sock
+        assert sock is not None
+        sock.settimeout(None)  # reads happen when the socket is readable; sends are bounded per request
+        return Link(sock, ws.getsubprotocol())
+
+
+class _HeaderReading:
+    """A plain socket as websocket-client's handshake sees it. That handshake reads the response headers one
+    byte per ``recv`` (a gevent socket call each, a quarter of a connect's CPU); here one read takes every header
+    byte that has come, peeked first so that no byte after the headers (a first frame) is taken, and each
+    one-byte ``recv`` is served from it. Past the headers, and for everything else, it is the socket itself."""
+
+    __slots__ = ("_buffer", "_done", "_tail", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buffer = b""
+        self._tail = b""  # the last bytes taken, for an end of headers split between two reads
+        self._done = False
+
+    def recv(self, size: int) -> bytes:
+        if not self._buffer:
+            if self._done:
+                return self.sock.recv(size)
+            head = self.sock.recv(4096, socket.MSG_PEEK)
+            seen = self._tail + head
+            end = seen.find(b"\r\n\r\n")
+            self._done = end >= 0
+            self._buffer = self.sock.recv(end + 4 - len(self._tail) if self._done else len(head)) if head else b""
+            self._tail = (self._tail + self._buffer)[-3:]
+            if not self._buffer:
+                return b""
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def gettimeout(self) -> float | None:
+        return self.sock.gettimeout()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
 
 
 def _bound_socket(options: ConnectOptions) -> Any:
