@@ -27,6 +27,8 @@ from locust.env import Environment
 from locust.rpc import Message
 from locust.runners import MasterRunner
 
+from locust_ext.roles import is_forked_worker
+
 __all__ = ["REPORT_GRACE_S", "no_json_file_in_forked_workers", "wait_for_final_reports"]
 
 #: Seconds a quitting master waits for the workers' final reports beyond the users' stop timeout.
@@ -51,5 +53,5 @@ def wait_for_final_reports(runner: MasterRunner) -> None:
 def no_json_file_in_forked_workers(environment: Environment) -> None:
     """On a worker forked by ``--processes``, forget ``--json-file``: the master writes that report."""
     options = environment.parsed_options
-    if options is not None and getattr(options, "processes", None) and getattr(options, "json_file", None):
+    if options is not None and is_forked_worker(environment) and getattr(options, "json_file", None):
         options.json_file = None

@@ -22,12 +22,12 @@ from typing import Any
 import gevent
 from flask import Response, jsonify, request
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
 
 from locust_ext import latency, local_ips
 from locust_ext.cli import EXIT_INVALID, exit_invalid
 from locust_ext.final_reports import no_json_file_in_forked_workers, wait_for_final_reports
 from locust_ext.host_check import host_problem, settings_problem
+from locust_ext.roles import is_worker, master_runner, started_as_worker
 
 __all__ = ["add_arguments", "on_init"]
 
@@ -66,11 +66,11 @@ def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **
         except ValueError as exc:
             exit_invalid(str(exc))
         environment.events.test_start.add_listener(_local_ips_at_start)
-    if isinstance(runner, MasterRunner):
-        wait_for_final_reports(runner)
-    elif isinstance(runner, WorkerRunner):
+    if (master := master_runner(environment)) is not None:
+        wait_for_final_reports(master)
+    elif is_worker(environment):
         no_json_file_in_forked_workers(environment)
-    _check_hosts(environment, runner, web_ui)
+    _check_hosts(environment, web_ui)
 
 
 def _local_ips_at_start(environment: Environment, **_kwargs: Any) -> None:
@@ -84,7 +84,7 @@ def _local_ips_at_start(environment: Environment, **_kwargs: Any) -> None:
             gevent.spawn(environment.runner.quit)
 
 
-def _check_hosts(environment: Environment, runner: Any, web_ui: Any) -> None:
+def _check_hosts(environment: Environment, web_ui: Any) -> None:
     """Check settings now, the host now or when it becomes known (see :mod:`locust_ext.host_check`)."""
     options = environment.parsed_options
     if options is None:  # Locust used as a library: the caller builds users and checks what it wants
@@ -92,7 +92,7 @@ def _check_hosts(environment: Environment, runner: Any, web_ui: Any) -> None:
     problem = settings_problem(environment.user_classes)
     if problem:
         exit_invalid(problem)
-    if isinstance(runner, WorkerRunner) or getattr(options, "worker", False):
+    if started_as_worker(environment):
         environment.events.test_start.add_listener(_check_on_worker)
         return
     if getattr(options, "headless", False) or getattr(options, "autostart", False):

@@ -22,12 +22,12 @@ from gevent.event import AsyncResult
 from locust import User
 from locust.env import Environment
 from locust.exception import StopUser
-from locust.runners import MasterRunner, WorkerRunner
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from locust_ext.iterations import intended_start
 from locust_ext.iterations.distributed import RunCoordinator, WorkerShare
 from locust_ext.iterations.plan import IterationPlan
+from locust_ext.roles import is_master, is_worker
 from locust_ext.stages import Stage
 
 __all__ = ["OpenModel", "arrival_offsets"]
@@ -93,16 +93,15 @@ class OpenModel:
         self._reported = (0, 0)
         coordinator.share_listeners.append(self._on_share)
         events = self.environment.events
-        runner = self.environment.runner
-        if isinstance(runner, MasterRunner):
+        if is_master(self.environment):
             events.worker_report.add_listener(self._on_worker_report)
             events.test_start.add_listener(self._reset_totals)
         else:
             events.spawning_complete.add_listener(self._start_schedule)
             events.test_stopping.add_listener(self._stop_schedule)  # before users are stopped: no false drops
-            if isinstance(runner, WorkerRunner):
+            if is_worker(self.environment):
                 events.report_to_master.add_listener(self._report_to_master)
-        if not isinstance(runner, WorkerRunner) and coordinator.plan.open_model:
+        if not is_worker(self.environment) and coordinator.plan.open_model:
             events.quitting.add_listener(self._log_summary)
 
     # --- this process's schedule -------------------------------------------------------------------------
@@ -215,7 +214,7 @@ class OpenModel:
 
     def counts(self) -> tuple[int, int]:
         """(iterations started on schedule, iterations dropped at the in-flight cap) so far, whole run."""
-        if isinstance(self.environment.runner, MasterRunner):
+        if is_master(self.environment):
             return self.total_started, self.total_dropped
         return self.started, self.dropped
 

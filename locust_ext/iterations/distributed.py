@@ -21,10 +21,10 @@ from typing import Any
 import gevent
 from gevent.event import Event
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
 
 from locust_ext.cli import EXIT_INVALID
 from locust_ext.iterations.plan import IterationPlan
+from locust_ext.roles import master_runner, worker_runner
 
 __all__ = ["RunCoordinator", "WorkerShare", "end_run", "split_count"]
 
@@ -71,12 +71,11 @@ class RunCoordinator:
         self._done = False
         self.workers_expected: set[str] = set()
         self.workers_done: set[str] = set()
-        runner = environment.runner
-        if isinstance(runner, MasterRunner):
-            runner.register_message(DONE_MESSAGE, self._on_worker_done)
+        if (master := master_runner(environment)) is not None:
+            master.register_message(DONE_MESSAGE, self._on_worker_done)
             environment.events.test_start.add_listener(self._send_shares)
-        elif isinstance(runner, WorkerRunner):
-            runner.register_message(SHARE_MESSAGE, self._on_share_message)
+        elif (worker := worker_runner(environment)) is not None:
+            worker.register_message(SHARE_MESSAGE, self._on_share_message)
         else:
             environment.events.test_start.add_listener(self._alone)
 
@@ -93,8 +92,8 @@ class RunCoordinator:
         self._learn(WorkerShare(msg.data["index"], msg.data["count"]), IterationPlan.from_data(msg.data["plan"]))
 
     def _send_shares(self, **_: Any) -> None:
-        runner = self.environment.runner
-        assert isinstance(runner, MasterRunner)
+        runner = master_runner(self.environment)
+        assert runner is not None
         workers = sorted(node.id for node in runner.clients.ready + runner.clients.running + runner.clients.spawning)
         self.workers_expected, self.workers_done = set(workers), set()
         for index, worker_id in enumerate(workers):
@@ -124,9 +123,9 @@ class RunCoordinator:
         if self._done:
             return
         self._done = True
-        runner = self.environment.runner
-        if isinstance(runner, WorkerRunner):
-            runner._send_stats()  # the final counts must reach the master before it ends the run
-            runner.send_message(DONE_MESSAGE, {})
+        worker = worker_runner(self.environment)
+        if worker is not None:
+            worker._send_stats()  # the final counts must reach the master before it ends the run
+            worker.send_message(DONE_MESSAGE, {})
         else:
             end_run(self.environment)

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
 
 from locust_ext.iterations import intended_start, task_hook
 from locust_ext.iterations.arrival import OpenModel
 from locust_ext.iterations.distributed import RunCoordinator, WorkerShare
 from locust_ext.iterations.limit import IterationLimit
 from locust_ext.iterations.plan import IterationPlan
+from locust_ext.roles import is_master, is_worker
 from locust_ext.web_ui import show_in_web_ui
 
 __all__ = ["add_arguments", "on_init"]
@@ -59,13 +59,14 @@ def on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if options is None or runner is None:
         return
-    plan = IterationPlan() if isinstance(runner, WorkerRunner) else IterationPlan.from_options(options)
-    if not plan.active and not isinstance(runner, WorkerRunner):
+    worker = is_worker(environment)
+    plan = IterationPlan() if worker else IterationPlan.from_options(options)
+    if not plan.active and not worker:
         return
     coordinator = RunCoordinator(environment, plan)
     limit = IterationLimit(coordinator)
     open_model = OpenModel(coordinator)
-    if isinstance(runner, MasterRunner):
+    if is_master(environment):
         return  # the master splits the work and ends the run; users run on the workers
 
     def activate(_share: WorkerShare, received: IterationPlan) -> None:

@@ -11,9 +11,9 @@ import logging
 from typing import Any
 
 from locust.env import Environment
-from locust.runners import WorkerRunner
 
 from locust_ext.cli import exit_invalid
+from locust_ext.roles import is_worker
 from locust_ext.shapes.classes import SHAPES_BY_NAME, ShapeError, SuiteShape, shape_from_options
 from locust_ext.web_ui import show_in_web_ui
 
@@ -73,7 +73,7 @@ class CommandLineShape(SuiteShape):
 def on_init(environment: Environment, **_: Any) -> None:
     """Check the flags and install the shape they describe (master or local runner only)."""
     options = environment.parsed_options
-    if options is None or isinstance(environment.runner, WorkerRunner):
+    if options is None or is_worker(environment):
         return
     try:
         shape = shape_from_options(getattr(options, "stages", ""), getattr(options, "shape", ""))

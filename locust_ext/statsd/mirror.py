@@ -19,9 +19,9 @@ from typing import Any, get_args
 
 import gevent
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
 
 from locust_ext.derived import is_derived
+from locust_ext.roles import is_master, is_worker, master_runner
 from locust_ext.run_gauges import published_gauges
 from locust_ext.statsd.naming import RequestLines, TagStyle, gauge_lines, request_lines, sanitize_segment
 from locust_ext.statsd.sender import DatagramBatcher
@@ -69,12 +69,12 @@ class StatsdMirror:
     @property
     def sends_gauges(self) -> bool:
         """Run gauges come from the master or a lone local runner, never from a worker."""
-        return not isinstance(self.environment.runner, WorkerRunner)
+        return not is_worker(self.environment)
 
     def start(self) -> None:
         """Listen to the Environment's events and start the once-a-second flusher."""
         events = self.environment.events
-        if not isinstance(self.environment.runner, MasterRunner):
+        if not is_master(self.environment):
             events.request.add_listener(self.on_request)
             self._listening = True
         events.test_stop.add_listener(self._on_flush_event)
@@ -118,8 +118,8 @@ class StatsdMirror:
             "run.rps": stats.current_rps,
             "run.fail_ratio": stats.fail_ratio,
         }
-        if isinstance(runner, MasterRunner):
-            gauges["run.workers"] = float(runner.worker_count)
+        if (master := master_runner(self.environment)) is not None:
+            gauges["run.workers"] = float(master.worker_count)
         for name, value in published_gauges(self.environment).items():
             path = ".".join(sanitize_segment(part) for part in name.split("."))
             gauges[path] = value

@@ -27,10 +27,10 @@ import gevent
 from locust.env import Environment
 from locust.event import EventHook
 from locust.html import get_html_report, process_html_filename
-from locust.runners import MasterRunner, WorkerRunner
 
 from locust_ext.cli import EXIT_INVALID, exit_invalid
 from locust_ext.generator import generator_figures
+from locust_ext.roles import is_master, is_worker, master_runner
 from locust_ext.thresholds.baseline import load_baseline
 from locust_ext.thresholds.gauges import publish_grades
 from locust_ext.thresholds.grading import (
@@ -123,7 +123,7 @@ def graded_event(environment: Environment) -> EventHook:
 def on_init(environment: Environment, **_kwargs: Any) -> None:
     """Validate the gate's inputs and bind a :class:`ThresholdGate` to ``environment`` (not on workers)."""
     options = environment.parsed_options
-    if options is None or isinstance(environment.runner, WorkerRunner):
+    if options is None or is_worker(environment):
         return
     reports: list[str] = list(getattr(options, "thresholds_report", None) or [])
     baseline_path: str | None = getattr(options, "thresholds_baseline", None)
@@ -179,9 +179,9 @@ class ThresholdGate:
         self.baseline = baseline
         self.baseline_path = baseline_path
         self.lost_workers_fail = lost_workers_fail
-        runner = environment.runner
+        master = master_runner(environment)
         #: Workers lost mid-run (a master only).
-        self.workers = WorkerWatch(environment, runner) if isinstance(runner, MasterRunner) else None
+        self.workers = WorkerWatch(environment, master) if master is not None else None
         self.latest: Verdict | None = None
         self.aborted: AbortReason | None = None
         self._started_at: datetime | None = None
@@ -202,9 +202,9 @@ class ThresholdGate:
 
     def grade(self, *, final: bool = False) -> Verdict:
         """Grade the run so far on Locust's current stats, remember it and tell listeners."""
-        runner = self.environment.runner
-        if isinstance(runner, MasterRunner):
-            self.peak_workers = max(self.peak_workers, runner.worker_count)
+        master = master_runner(self.environment)
+        if master is not None:
+            self.peak_workers = max(self.peak_workers, master.worker_count)
         verdict = evaluate(
             self.spec,
             self.rows_for,
@@ -329,14 +329,13 @@ class ThresholdGate:
         path.write_text(embed_verdict(page, verdict, run), encoding="utf-8")
 
     def run_info(self) -> RunInfo:
-        runner = self.environment.runner
         finished = datetime.now(UTC)
         started = self._started_at
         options = self.environment.parsed_options
         return RunInfo(
             locustfile=getattr(options, "locustfile", None),
             host=self.environment.host,
-            mode="master" if isinstance(runner, MasterRunner) else "local",
+            mode="master" if is_master(self.environment) else "local",
             workers=self.peak_workers,
             started_at=started.isoformat() if started else None,
             finished_at=finished.isoformat(),
