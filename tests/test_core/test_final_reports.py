@@ -13,7 +13,7 @@ from tests.support import FOR_TESTS, REPO_ROOT
 
 LOCUSTFILE = FOR_TESTS / "slow_stop.py"
 USERS = 4
-ARGS = ["--headless", "-u", str(USERS), "-r", str(USERS), "-t", "3s", "--stop-timeout", "5"]
+ARGS = ["--headless", "-u", str(USERS), "-r", str(USERS), "-t", "5s", "--stop-timeout", "5"]
 ENV = {"PYTHONPATH": str(REPO_ROOT)}
 
 
@@ -33,6 +33,7 @@ def test_the_master_keeps_every_final_report(mode: str, tmp_path: Path) -> None:
     rows = {entry["name"]: entry for entry in json_stats(stats)}
     # One final event per user started (a loaded machine may not start all of them before the run ends), each
     # sent after the user's 1.5 s stop: all of them reached the master.
+    assert "start" in rows, f"no user started: rows {sorted(rows)}\n{done.stderr[-3000:]}"
     started = rows["start"]["num_requests"]
     assert rows.get("final", {}).get("num_requests") == started > 0, done.stderr[-3000:]
     # Known 0.347 ms response times arrive as the 0.35 bucket (sub-millisecond keys survive the trip).
