@@ -1,5 +1,6 @@
-"""What made many connections cheaper to open (scripts/ws_scale.py): the handshake's header reading takes no byte
-of the frames after it, and a shape's level after a ramp keeps the ramp's tick."""
+"""What made many connections cheaper (scripts/ws_scale.py): the handshake's header reading takes no byte of the
+frames after it, a keepalive ping sent from the hub arrives whole even past a full send buffer, and a shape's
+level after a ramp keeps the ramp's tick."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from websocket import WebSocket
 
 from locust_ext.shapes import StagesShape
 from locust_ext.websocket.connector import _HeaderReading
+from locust_ext.websocket.frames import OP_PING, mask
+from locust_ext.websocket.link import Link
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 FRAME = b"\x81\x05hello"  # a text frame, "hello", unmasked (server to client)
@@ -86,3 +89,43 @@ def test_a_level_after_a_ramp_keeps_the_ramps_tick(monkeypatch: pytest.MonkeyPat
         ticks.append(shape.tick())
     assert ticks == [(950, 100.0), (1000, 50.0), (1000, 50.0), (1000, 50.0)]
     assert shape.tick_at(12.5) == (1000, 1.0)  # the tick of that moment alone is unchanged
+
+
+def received_ping(sock: socket.socket, skip: int = 0) -> bytes:
+    """The payload of the one masked ping frame the client sent after ``skip`` other bytes."""
+    data = b""
+    sock.settimeout(5)
+    while len(data) < skip + 2 or len(data) < skip + 6 + (data[skip + 1] & 0x7F):
+        data += sock.recv(1 << 20)
+        gevent.sleep(0)
+    frame = data[skip:]
+    assert frame[0] == 0x80 | OP_PING and len(frame) == 6 + (frame[1] & 0x7F)
+    return mask(frame[6:], frame[2:6])
+
+
+def test_a_ping_sent_from_the_hub_goes_whole_at_once(pair: tuple[socket.socket, socket.socket]) -> None:
+    client, server = pair
+    link = Link(client, None)
+    gevent.get_hub().loop.run_callback(link.send_soon, OP_PING, b"keepalive")  # on the hub, as the keepalive timer
+    gevent.sleep(0)
+    assert received_ping(server) == b"keepalive"
+    assert not link.sending
+
+
+def test_a_ping_past_a_full_send_buffer_follows_whole_on_a_greenlet(pair: tuple[socket.socket, socket.socket]) -> None:
+    client, server = pair
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    link = Link(client, None)
+    filled = 0
+    while True:  # fill the send buffer until a frame no longer fits whole
+        try:
+            sent = client._sock.send(b"x" * 1000)  # type: ignore[attr-defined]
+        except BlockingIOError:
+            break
+        filled += sent
+        if sent < 1000:
+            break
+    link.send_soon(OP_PING, b"keepalive")
+    assert link.sending  # the frame waits for room on a greenlet, holding the write lock
+    assert received_ping(server, skip=filled) == b"keepalive"
+    assert not link.sending

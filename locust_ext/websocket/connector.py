@@ -225,10 +225,11 @@ class _HeaderReading:
     byte that has come, peeked first so that no byte after the headers (a first frame) is taken, and each
     one-byte ``recv`` is served from it. Past the headers, and for everything else, it is the socket itself."""
 
-    __slots__ = ("_buffer", "_done", "_tail", "sock")
+    __slots__ = ("_buffer", "_done", "_tail", "_timeout", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self._timeout = sock.gettimeout()  # asked before every byte read
         self._buffer = b""
         self._tail = b""  # the last bytes taken, for an end of headers split between two reads
         self._done = False
@@ -249,7 +250,11 @@ class _HeaderReading:
         return data
 
     def gettimeout(self) -> float | None:
-        return self.sock.gettimeout()
+        return self._timeout
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.sock.settimeout(timeout)
+        self._timeout = timeout
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)

@@ -1,4 +1,4 @@
-"""Idle-time protocol pings: one hub timer per connection, no greenlet while nothing is due.
+"""Idle-time protocol pings: one hub timer per connection, and the ping sent from the hub: no greenlet.
 
 After ``interval`` seconds with no bytes from the server, a protocol ping (RFC 6455) goes out with a payload
 of its own; its pong is recorded as ``keepalive`` (request type ``websocket-keepalive``). A pong overdue by
@@ -86,5 +86,5 @@ class Keepalive:
             self._arm(interval - idle)
             return
         self._pinged_at = time.perf_counter()
-        gevent.spawn(link.send_control, OP_PING, KEEPALIVE_TOKEN)
+        link.send_soon(OP_PING, KEEPALIVE_TOKEN)  # no greenlet (a spawn costs an mmap/munmap pair) unless it must wait
         self._arm(self.timeout)

@@ -96,6 +96,31 @@ class Link:
         with contextlib.suppress(LinkClosed, TimeoutError):
             self.send(opcode, payload, time.perf_counter() + CONTROL_SEND_TIMEOUT_S)
 
+    def send_soon(self, opcode: int, payload: bytes) -> None:
+        """Send a control frame without waiting, so the hub itself may call it (a keepalive ping): at once when the
+        socket takes it whole, which it nearly always does; otherwise on a greenlet, as :meth:`send_control`."""
+        if self._os_socket is None or self._writing.locked():
+            gevent.spawn(self.send_control, opcode, payload)
+            return
+        data = encode_frame(opcode, payload)
+        try:
+            sent = self._os_socket.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self.abort()  # the reader records the drop
+            return
+        if sent < len(data):
+            self._writing.acquire(blocking=False)  # free (nothing yielded since locked()): the rest goes first
+            gevent.spawn(self._send_control_rest, memoryview(data)[sent:])
+
+    def _send_control_rest(self, rest: memoryview) -> None:
+        try:
+            with contextlib.suppress(LinkClosed, TimeoutError):
+                self._send_rest(rest, time.perf_counter() + CONTROL_SEND_TIMEOUT_S)
+        finally:
+            self._writing.release()
+
     @property
     def sending(self) -> bool:
         """Whether a frame is going out in parts (a writer holds the write lock, waiting for the socket)."""
