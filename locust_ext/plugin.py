@@ -7,11 +7,13 @@ those as a listener of Locust's ``init_command_line_parser`` and ``init`` events
 
 What happens at import, and why it cannot wait for ``init`` (this list is the whole of it):
 
-1. Importing this module registers those listeners (two per feature). Locust parses the command line right
-   after it imports the locustfile, so the suite's flags must be known by then; the locustfile's imports are
-   the only code that runs in between. A locustfile triggers it by importing any name from ``locust_ext``
-   (``from locust_ext import GrpcUser``), the user packages ``locust_ext.grpc`` or ``locust_ext.websocket``,
-   or this module itself (``import locust_ext.plugin``: Locust's own users with the suite's flags).
+1. Importing this module registers those listeners (two per feature), and one more ``init`` listener after
+   them that brings gevent's loop clock up to date for Locust's ``--run-time`` timer. Locust parses the
+   command line right after it imports the locustfile, so the suite's flags must be known by then; the
+   locustfile's imports are the only code that runs in between. A locustfile triggers it by importing any
+   name from ``locust_ext`` (``from locust_ext import GrpcUser``), the user packages ``locust_ext.grpc`` or
+   ``locust_ext.websocket``, or this module itself (``import locust_ext.plugin``: Locust's own users with the
+   suite's flags).
 2. Importing ``locust_ext.grpc`` (which registering the suite does, for the gRPC wiring) switches grpc to
    gevent (:mod:`locust_ext.grpc.gevent_support`): grpc requires it before any grpc object exists, and every
    gRPC module of the suite is imported through that package.
@@ -37,7 +39,9 @@ packages register nothing and leave grpc alone (``tests/test_product/test_import
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
+import gevent
 from locust import events
 
 __all__ = ["FEATURES", "register"]
@@ -75,6 +79,14 @@ def register() -> None:
         hooks = importlib.import_module(name)
         events.init_command_line_parser.add_listener(hooks.add_arguments)
         events.init.add_listener(hooks.on_init)
+    events.init.add_listener(_bring_loop_clock_up_to_date)
+
+
+def _bring_loop_clock_up_to_date(**_kwargs: Any) -> None:
+    """Make ``--run-time`` last as long as asked. Locust sets its timer right after ``init`` from gevent's cached
+    loop time, which stood still since the hub last ran, before the locustfile's imports: runs ended that much
+    early (up to 2 s seen). After every feature's ``init`` work; a locustfile's own slow ``init`` still counts."""
+    gevent.get_hub().loop.update_now()
 
 
 register()
