@@ -9,6 +9,9 @@
 * Host checks (:mod:`locust_ext.host_check`): at ``init``, every suite user class's settings; its host at
   start-up (headless or ``--autostart``), on the web UI's start form, or on a worker when the master's spawn
   message brings it.
+* Process tuning (:mod:`locust_ext.process_tuning`): at ``init``, Locust's default arguments are built once
+  per process; at the first ``test_start`` of a process that runs users, the cycle collector is tuned for many
+  users (``--gc-tuning off`` leaves Python's defaults).
 * Final reports (:mod:`locust_ext.final_reports`): at ``init`` on a master, its ``quit`` waits for the workers'
   final reports instead of Locust's fixed half second; a worker forked by ``--processes`` leaves ``--json-file``
   to the master.
@@ -23,11 +26,11 @@ import gevent
 from flask import Response, jsonify, request
 from locust.env import Environment
 
-from locust_ext import latency, local_ips
+from locust_ext import latency, local_ips, process_tuning
 from locust_ext.cli import EXIT_INVALID, exit_invalid
 from locust_ext.final_reports import no_json_file_in_forked_workers, wait_for_final_reports
 from locust_ext.host_check import host_problem, settings_problem
-from locust_ext.roles import is_worker, master_runner, started_as_worker
+from locust_ext.roles import is_master, is_worker, master_runner, started_as_worker
 
 __all__ = ["add_arguments", "on_init"]
 
@@ -54,6 +57,15 @@ def add_arguments(parser: Any, **_: Any) -> None:
         "(127.0.0.2-127.0.0.9) and CIDR blocks; each address has its own ephemeral ports per target "
         "(WebSocketUser, GrpcUser on the native transport)",
     )
+    tuning = parser.add_argument_group("Process tuning", "for thousands of users per process")
+    tuning.add_argument(
+        "--gc-tuning",
+        choices=["on", "off"],
+        default="on",
+        env_var="LOCUST_GC_TUNING",
+        help="on: objects built before the run are left out of Python's cycle collections, young collections "
+        "every 50,000 allocations (default); off: Python's defaults",
+    )
 
 
 def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **_: Any) -> None:
@@ -61,16 +73,24 @@ def on_init(environment: Environment, runner: Any = None, web_ui: Any = None, **
     options = environment.parsed_options
     latency.install(fine=getattr(options, "latency_buckets", "fine") != "locust")
     if options is not None:
+        process_tuning.cache_default_arguments()
         try:
             local_ips.pool.configure(getattr(options, "local_ips", "") or None)
         except ValueError as exc:
             exit_invalid(str(exc))
         environment.events.test_start.add_listener(_local_ips_at_start)
+        environment.events.test_start.add_listener(_tune_collector_at_start)
     if (master := master_runner(environment)) is not None:
         wait_for_final_reports(master)
     elif is_worker(environment):
         no_json_file_in_forked_workers(environment)
     _check_hosts(environment, web_ui)
+
+
+def _tune_collector_at_start(environment: Environment, **_kwargs: Any) -> None:
+    """A process that runs users (not a master), unless ``--gc-tuning off`` (a worker has the master's value)."""
+    if not is_master(environment) and getattr(environment.parsed_options, "gc_tuning", "on") != "off":
+        process_tuning.tune_collector()
 
 
 def _local_ips_at_start(environment: Environment, **_kwargs: Any) -> None:

@@ -13,12 +13,9 @@ slower than asked; then it ramps down to 0 over ``WS_SCALE_DOWN`` seconds.
 
 from __future__ import annotations
 
-import functools
-import gc
 import itertools
 import os
 
-import locust.argument_parser
 import locust.runners
 from locust import LoadTestShape, task
 
@@ -28,20 +25,6 @@ from locust_ext import WebSocketUser
 #: the master would then mark it missing and hand its users to the others (one worker got 61,600 of 100,000 in a
 #: first 100k run). 30 s of silence is tolerated instead; a worker that really died is still noticed.
 locust.runners.HEARTBEAT_LIVENESS = 30
-
-#: A Locust worker rebuilds Locust's whole argument parser once per option of every spawn message it gets
-#: (``k not in argument_parser.default_args_dict()`` inside a comprehension in ``WorkerRunner.handle_message``):
-#: ~10 ms a build, over 100 options, so about a second of blocked hub per message, and the master sends one a
-#: second while it ramps. The defaults never change: built once.
-locust.argument_parser.default_args_dict = functools.cache(locust.argument_parser.default_args_dict)
-
-#: Python's cycle collector walks every object it tracks in each full collection: with thousands of users'
-#: connections that is a blocked hub of tenths of a second each time, and a ramp sets one off at every quarter of
-#: growth (32 % of a worker's CPU in a ramp to 10,000 connections went to it). What was built at import is left
-#: out of collections (``freeze``), and young collections come every 50,000 allocations instead of 700, so a
-#: full one comes only after 100 million. Cycles (greenlets, tracebacks) are still collected.
-gc.freeze()
-gc.set_threshold(50_000, 20, 100)
 
 MESSAGE_SHARE = float(os.environ.get("WS_SCALE_MESSAGE_SHARE", "0.02"))
 MESSAGE_INTERVAL = float(os.environ.get("WS_SCALE_MESSAGE_INTERVAL", "5"))
