@@ -16,10 +16,10 @@ from typing import Any
 
 import gevent
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
 
 from locust_ext.generator import FIGURES, publish_generator_figures
 from locust_ext.health.sampler import HealthSampler
+from locust_ext.roles import is_master, is_worker, master_runner
 from locust_ext.run_gauges import gauge_segment, publish_gauges
 
 __all__ = ["LAG_WARNING_MS", "REPORT_KEY", "HealthMonitor", "totals"]
@@ -57,9 +57,8 @@ class HealthMonitor:
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
-        runner = environment.runner
-        self.is_master = isinstance(runner, MasterRunner)
-        self.is_worker = isinstance(runner, WorkerRunner)
+        self.is_master = is_master(environment)
+        self.is_worker = is_worker(environment)
         self.processes: dict[str, dict[str, Any]] = {}
         self._warned: set[str] = set()
         self.sampler: HealthSampler | None = None
@@ -99,8 +98,8 @@ class HealthMonitor:
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         report = data.get(REPORT_KEY)
-        runner = self.environment.runner
-        if not isinstance(report, dict) or not isinstance(runner, MasterRunner):
+        runner = master_runner(self.environment)
+        if not isinstance(report, dict) or runner is None:
             return
         index = runner.worker_indexes.get(client_id)
         name = f"worker-{index}" if index is not None else gauge_segment(client_id)

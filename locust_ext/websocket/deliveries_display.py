@@ -16,9 +16,9 @@ from typing import Any
 
 import gevent
 from locust.env import Environment
-from locust.runners import WorkerRunner
 from locust.stats import StatsEntry
 
+from locust_ext.roles import is_worker
 from locust_ext.run_gauges import publish_gauges
 from locust_ext.websocket.deliveries import DELIVERY_TYPE
 from locust_ext.websocket.deliveries_reconcile import DeliveryAccounting
@@ -79,7 +79,7 @@ class DeliveryDisplay:
         self.environment = environment
         self.accounting = accounting
         self.json_file = json_file
-        if isinstance(environment.runner, WorkerRunner):
+        if is_worker(environment):
             return
         environment.events.quitting.add_listener(self.on_quitting)
         if environment.web_ui is not None:

@@ -26,8 +26,9 @@ from typing import Any
 
 import gevent
 from locust.env import Environment
-from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
+from locust.runners import WORKER_REPORT_INTERVAL
 
+from locust_ext.roles import is_master, is_worker, master_runner, worker_runner
 from locust_ext.websocket.deliveries import DELIVERY_TYPE, LOST, DeliveryFailure, ledger_for
 
 __all__ = ["DEFAULT_GRACE", "FINAL_MESSAGE", "REPORT_KEY", "DeliveryAccounting", "DeliveryBook", "DeliveryTotals"]
@@ -161,21 +162,21 @@ class DeliveryAccounting:
         self.ledger = ledger_for(environment)
         self.book = DeliveryBook(grace)
         self.greenlet: gevent.Greenlet | None = None
-        runner = environment.runner
         events = environment.events
         events.test_start.add_listener(self.on_test_start)
         events.test_stop.add_listener(self.on_test_stop)
-        if isinstance(runner, WorkerRunner):
+        if is_worker(environment):
             events.report_to_master.add_listener(self.on_report_to_master)
             return
-        if isinstance(runner, MasterRunner):
+        master = master_runner(environment)
+        if master is not None:
             events.worker_report.add_listener(self.on_worker_report)
-            runner.register_message(FINAL_MESSAGE, self.on_final_batch)
-        self.lag = WORKER_REPORT_INTERVAL if isinstance(runner, MasterRunner) else 0.0
+            master.register_message(FINAL_MESSAGE, self.on_final_batch)
+        self.lag = WORKER_REPORT_INTERVAL if master is not None else 0.0
 
     @property
     def reconciles(self) -> bool:
-        return not isinstance(self.environment.runner, WorkerRunner)
+        return not is_worker(self.environment)
 
     # Workers
 
@@ -195,7 +196,7 @@ class DeliveryAccounting:
 
     def tick(self) -> None:
         """Take this process's own batch (a local run), settle what is old enough, record it."""
-        if not isinstance(self.environment.runner, MasterRunner):
+        if not is_master(self.environment):
             self.book.merge(self.ledger.drain(), time.time())
         self._record(self.book.settle(time.time(), self.lag))
 
@@ -227,13 +228,13 @@ class DeliveryAccounting:
             self.greenlet = gevent.spawn(self._loop)
 
     def on_test_stop(self, **_: Any) -> None:
-        runner = self.environment.runner
-        if isinstance(runner, WorkerRunner):
-            runner.send_message(FINAL_MESSAGE, self.ledger.drain())
+        worker = worker_runner(self.environment)
+        if worker is not None:
+            worker.send_message(FINAL_MESSAGE, self.ledger.drain())
             return
         if self.greenlet is not None:
             self.greenlet.kill(block=False)
             self.greenlet = None
-        if not isinstance(runner, MasterRunner):
+        if not is_master(self.environment):
             self.book.merge(self.ledger.drain(), time.time())
         self._record(self.book.close(time.time()))

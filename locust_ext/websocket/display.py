@@ -13,9 +13,9 @@ from typing import Any
 
 import gevent
 from locust.env import Environment
-from locust.runners import WorkerRunner
 from locust.stats import CONSOLE_STATS_INTERVAL_SEC
 
+from locust_ext.roles import is_worker
 from locust_ext.websocket.gauges import ConnectionCounts, ConnectionGauges
 
 __all__ = ["ConnectionDisplay", "summary_line"]
@@ -39,7 +39,7 @@ class ConnectionDisplay:
         self.gauges = gauges
         self.last_logged: ConnectionCounts | None = None
         self.ticks = 0
-        if isinstance(environment.runner, WorkerRunner):
+        if is_worker(environment):
             return
         options = environment.parsed_options
         self.periodic_lines = not (options is not None and getattr(options, "only_summary", False))

@@ -16,8 +16,9 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from locust.env import Environment
-from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING, MasterRunner, WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING
 
+from locust_ext.roles import is_master, is_worker, master_runner
 from locust_ext.run_gauges import publish_gauge
 
 __all__ = ["GAUGE_NAMES", "REPORT_KEY", "ConnectionCounts", "ConnectionGauges", "counts_for"]
@@ -64,9 +65,9 @@ class ConnectionGauges:
         self.local = counts_for(environment)
         self.from_workers: dict[str, dict[str, int]] = {}
         events = environment.events
-        if isinstance(environment.runner, WorkerRunner):
+        if is_worker(environment):
             events.report_to_master.add_listener(self.on_report_to_master)
-        if isinstance(environment.runner, MasterRunner):
+        if is_master(environment):
             events.worker_report.add_listener(self.on_worker_report)
         events.test_start.add_listener(self.on_test_start)
         events.test_stop.add_listener(self.on_test_stop)
@@ -74,8 +75,8 @@ class ConnectionGauges:
     def totals(self) -> ConnectionCounts:
         """The run's numbers: the sum over workers on a master (open: only those running users), this
         process's own otherwise."""
-        runner = self.environment.runner
-        if not isinstance(runner, MasterRunner):
+        runner = master_runner(self.environment)
+        if runner is None:
             return ConnectionCounts(**self.local.as_dict())
         total = ConnectionCounts()
         for client_id, report in self.from_workers.items():
@@ -89,7 +90,7 @@ class ConnectionGauges:
     def publish(self) -> ConnectionCounts:
         """Publish the totals as run gauges (never from a worker) and return them."""
         totals = self.totals()
-        if not isinstance(self.environment.runner, WorkerRunner):
+        if not is_worker(self.environment):
             for field, value in totals.as_dict().items():
                 publish_gauge(self.environment, GAUGE_NAMES[field], value)
         return totals
