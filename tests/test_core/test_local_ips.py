@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from backends.kit import REPO_ROOT, grpc_counters
-from locust_ext.local_ips import MAX_ADDRESSES, SourceAddresses, parse_local_ips
+from locust_ext.local_ips import MAX_ADDRESSES, SourceAddresses, connect_tcp, parse_local_ips
 from locust_ext.testing import Backend, locust_command, run_distributed, run_locust, running_locust
 from locust_ext.websocket.preflight import FdBudget, capacity_plan, ephemeral_port_range, preflight_messages
 from tests import netns
@@ -76,6 +76,39 @@ def test_addresses_are_taken_in_turn_per_family() -> None:
     assert pool.next_for(socket.AF_INET6) == "::1"
     pool.configure(None)
     assert pool.next_for(socket.AF_INET) is None
+
+
+def _listener(family: int, host: str) -> socket.socket:
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind((host, 0))
+    listener.listen(8)
+    return listener
+
+
+@pytest.mark.parametrize(
+    ("family", "listen_on", "target", "sources", "peer"),
+    [
+        (socket.AF_INET, "127.0.0.1", "127.0.0.1", None, "127.0.0.1"),  # numeric: no resolver trip
+        (socket.AF_INET, "127.0.0.1", "127.0.0.1", "127.0.0.7", "127.0.0.7"),
+        (socket.AF_INET, "127.0.0.1", "localhost", "127.0.0.8", "127.0.0.8"),  # a name: getaddrinfo
+        (socket.AF_INET6, "::1", "::1", None, "::1"),
+        (socket.AF_INET6, "::1", "::1", "::1", "::1"),
+    ],
+)
+def test_connect_tcp_reaches_numeric_and_named_hosts_from_the_source_asked(
+    family: int, listen_on: str, target: str, sources: str | None, peer: str
+) -> None:
+    if family == socket.AF_INET6 and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    pool = SourceAddresses()
+    pool.configure(sources)
+    with _listener(family, listen_on) as listener:
+        port = listener.getsockname()[1]
+        with connect_tcp((target, port), 5.0, pool) as client:
+            accepted, address = listener.accept()
+            accepted.close()
+            assert address[0] == peer
+            assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
 @pytest.mark.parametrize("spec", ["192.0.2.10", "127.0.0.9-127.0.0.2", "127.0.0.0/8"])
