@@ -186,8 +186,7 @@ class Connector:
             ws = WebSocket(skip_utf8_validation=True, sslopt=sslopt)
             sock = None
             try:
-                if local_ips.pool.configured:
-                    sock = _bound_socket(options)
+                sock = _open_socket(options)
                 ws.connect(
                     options.url,
                     timeout=options.connect_timeout,
@@ -195,7 +194,7 @@ class Connector:
                     origin=options.origin,
                     host=options.host_header,
                     subprotocols=list(options.subprotocols) or None,
-                    socket=_HeaderReading(sock) if isinstance(sock, socket.socket) else sock,
+                    socket=sock if isinstance(sock, ssl.SSLSocket) else _HeaderReading(sock),
                 )
             except Exception as exc:
                 self._budget.release()
@@ -220,10 +219,11 @@ class Connector:
 
 
 class _HeaderReading:
-    """A plain socket as websocket-client's handshake sees it. That handshake reads the response headers one
-    byte per ``recv`` (a gevent socket call each, a quarter of a connect's CPU); here one read takes every header
-    byte that has come, peeked first so that no byte after the headers (a first frame) is taken, and each
-    one-byte ``recv`` is served from it. Past the headers, and for everything else, it is the socket itself."""
+    """A plain socket (TLS allows no peeking) as websocket-client's handshake sees it. That handshake reads the
+    response headers one byte per ``recv`` (a gevent socket call each, a quarter of a connect's CPU); here one
+    read takes every header byte that has come, peeked first so that no byte after the headers (a first frame)
+    is taken, and each one-byte ``recv`` is served from it. Past the headers, and for everything else, it is
+    the socket itself."""
 
     __slots__ = ("_buffer", "_done", "_tail", "_timeout", "sock")
 
@@ -260,9 +260,10 @@ class _HeaderReading:
         return getattr(self.sock, name)
 
 
-def _bound_socket(options: ConnectOptions) -> Any:
-    """The TCP (and TLS) connection from the next ``--local-ips`` source address, for websocket-client's
-    handshake: websocket-client cannot bind a source address itself."""
+def _open_socket(options: ConnectOptions) -> Any:
+    """The TCP (and TLS) connection for websocket-client's handshake, opened here: from the next ``--local-ips``
+    source address when there are any (websocket-client cannot bind one itself), and without a resolver trip
+    for a numeric host (:func:`locust_ext.local_ips.connect_tcp`)."""
     parts = urlsplit(options.url)
     secure = parts.scheme == "wss"
     host = parts.hostname or ""
