@@ -15,7 +15,7 @@ from locust import constant, task
 from locust.env import Environment
 
 from backends.kit import running_backend
-from locust_ext import WebSocketUser
+from locust_ext import WebSocketUser, local_ips
 from locust_ext.statsd.naming import error_class
 from locust_ext.testing import Backend, free_port
 from locust_ext.websocket import WebSocketConfigError, WebSocketFailure, WebSocketSession
@@ -241,6 +241,27 @@ def test_wss_with_a_generated_certificate(environment: Environment, recorder: Re
     failures = [failure for _, failure, _ in recorder.named("connect")]
     assert failures[:2] == [None, None]
     assert failures[2] is not None and failures[2].startswith("connect: TLS: certificate verify failed (")
+
+
+def test_wss_from_a_source_address(environment: Environment, recorder: Recorder, tmp_path: Path) -> None:
+    """``--local-ips`` with ``wss://``: the TLS socket opened from the source address goes to the handshake as it
+    is (the buffered header reader peeks, which TLS does not allow)."""
+    pki = make_pki(tmp_path)
+
+    class Trusting(WebSocketUser):
+        tls_ca_file = str(pki.ca_cert)
+
+    tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
+    with running_backend("websocket", tls) as backend:
+        url = backend.url.replace("ws://", "wss://") if backend.url.startswith("ws://") else backend.url
+        local_ips.pool.configure("127.0.0.6")
+        try:
+            session = open_session(environment, url, Trusting)
+            assert session.request({"type": "echo", "payload": "tls"})["payload"] == "tls"
+            session.close()
+        finally:
+            local_ips.pool.configure(None)
+    assert [failure for _, failure, _ in recorder.named("connect")] == [None]
 
 
 @pytest.mark.parametrize(
