@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import struct
+import time
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -806,6 +807,37 @@ def test_deadline_while_waiting_for_window() -> None:
                 sum(e.flow_controlled_length for e in stream_events(conn, stream_id) if isinstance(e, ev.DataReceived))
                 <= 1_000
             )
+
+
+def test_a_wait_for_window_counts_toward_the_deadline() -> None:
+    """The peer withholds window for 3 s, then grants it and never answers: a call with a 4 s deadline ends
+    DEADLINE_EXCEEDED 4 s after it started. Its response timer used to be armed, after the wait, with the time
+    that had remained before it (a 7 s call)."""
+    with running_peer({"/pkg.Svc/Never": never, **ROUTES}, settings={INITIAL_WINDOW_SIZE: 1_000}) as peer:
+        ch = channel(peer.address)
+        try:
+            assert ch.unary_unary("/pkg.Svc/Unary")(b"warm", timeout=10) == b"re:warm"
+            conn = peer.connection(0)
+            conn.wait_until(lambda: conn.acks >= 2)
+            peer.grants = False
+
+            def grant_later() -> None:
+                gevent.sleep(3.0)
+                peer.grants = True
+                conn._grant_window()
+                conn.flush()
+
+            granter = gevent.spawn(grant_later)
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as error:
+                ch.unary_unary("/pkg.Svc/Never")(b"u" * 20_000, timeout=4.0)
+            elapsed = time.monotonic() - started
+            granter.get(timeout=10)
+        finally:
+            ch.close()
+        assert error.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert conn.streams[3].data_bytes == 20_005  # the request went out whole once the window came
+        assert 4.0 <= elapsed < 6.0, elapsed  # a timer never fires early; a stretched deadline would take 7 s
 
 
 def test_deadline_while_waiting_for_a_stream_slot() -> None:

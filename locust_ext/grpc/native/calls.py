@@ -131,14 +131,14 @@ class StreamCall(grpc.RpcError, grpc.Call):
         self._channel.track(self)
 
     def _open(self, block: bytes, message: bytes | None, end_stream: bool, wake_on_data: bool) -> None:
-        remaining = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+        deadline = self._deadline
         try:
-            self._conn, self._stream = self._channel.open_stream(block, message, end_stream, wake_on_data, remaining)
+            self._conn, self._stream = self._channel.open_stream(block, message, end_stream, wake_on_data, deadline)
         except ConnectionGone as exc:
             self._end(grpc.StatusCode.UNAVAILABLE, str(exc))
             return
-        if remaining is not None:
-            self._timer = get_hub().loop.timer(remaining)
+        if deadline is not None:  # armed now: waiting for a slot or window counted toward the deadline
+            self._timer = get_hub().loop.timer(max(0.0, deadline - time.monotonic()))
             self._timer.start(self._stream.expire)
 
     def send_requests(self, requests: Iterable[Any], serializer: Callable[[Any], bytes] | None) -> None:

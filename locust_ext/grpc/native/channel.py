@@ -152,18 +152,16 @@ class NativeChannel(grpc.Channel):
         return f.grpc_message(packer.compress(payload) + packer.flush(), compressed=True)
 
     def open_stream(
-        self, block: bytes, message: bytes | None, end_stream: bool, wake_on_data: bool, timeout: float | None
+        self, block: bytes, message: bytes | None, end_stream: bool, wake_on_data: bool, deadline: float | None
     ) -> tuple[Connection, Stream]:
         """A new stream on the live connection (connecting first if needed); raises ConnectionGone (UNAVAILABLE).
-        A stream still waiting for a slot or window when ``timeout`` runs out comes back expired."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        A stream still waiting for a slot or window at ``deadline`` (``time.monotonic``) comes back expired."""
         for _attempt in range(3):
             conn = self._conn
             if conn is None or not conn.usable:
-                conn = self._connect(timeout if deadline is None else max(0.0, deadline - time.monotonic()))
+                conn = self._connect(None if deadline is None else max(0.0, deadline - time.monotonic()))
             try:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                return conn, conn.open_stream(block, message, end_stream, wake_on_data, remaining)
+                return conn, conn.open_stream(block, message, end_stream, wake_on_data, deadline)
             except ConnectionGone:
                 if conn.closed_reason is not None and conn.next_id > 1 and not conn.streams:
                     raise

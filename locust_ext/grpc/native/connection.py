@@ -150,15 +150,14 @@ class Connection:
             self._fail(f"Socket closed: {exc.strerror or exc}")
 
     def open_stream(
-        self, block: bytes, message: bytes | None, end_stream: bool, wake_on_data: bool, timeout: float | None = None
+        self, block: bytes, message: bytes | None, end_stream: bool, wake_on_data: bool, deadline: float | None = None
     ) -> Stream:
         """Start a stream with header ``block`` and, when given, its first DATA (one send if the window allows).
 
         A stream that has to wait, for a free slot under the server's MAX_CONCURRENT_STREAMS or for flow-control
-        window, waits at most ``timeout`` seconds (the call's deadline): it then comes back expired, and the caller
-        reports DEADLINE_EXCEEDED (an expired stream that never got an id was never sent)."""
+        window, waits at most until ``deadline`` (the call's, on ``time.monotonic``): it then comes back expired,
+        and the caller reports DEADLINE_EXCEEDED (an expired stream that never got an id was never sent)."""
         stream = Stream(0, 0, wake_on_data)
-        deadline = None if timeout is None else time.monotonic() + timeout
         timer = None
         try:
             while len(self.streams) >= self.peer_max_streams and self.usable:

@@ -148,14 +148,13 @@ class UnaryUnary(_UnaryResponse, grpc.UnaryUnaryMultiCallable):
         channel = self._channel
         retried = False
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                conn, stream = channel.open_stream(block, message, True, False, remaining)
+                conn, stream = channel.open_stream(block, message, True, False, deadline)
             except ConnectionGone as exc:
                 raise FinishedCall(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
             timer = None
-            if remaining is not None:
-                timer = get_hub().loop.timer(remaining)
+            if deadline is not None:  # armed now: waiting for a slot or window counted toward the deadline
+                timer = get_hub().loop.timer(max(0.0, deadline - time.monotonic()))
                 timer.start(stream.expire)
             try:
                 while not stream.done:
