@@ -68,13 +68,7 @@ class Link:
         data = encode_frame(opcode, payload)
         writing = self._writing
         if self._os_socket is not None and not writing.locked():
-            try:  # no frame is half-sent: the whole frame in one non-blocking send, no waiting and no lock
-                sent = self._os_socket.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                self.abort()  # the reader records the drop
-                raise LinkClosed(os_error_text(exc)) from None
+            sent = self._send_now(data)
             if sent == len(data):
                 return
             writing.acquire()  # free (nothing yielded since locked()): the rest goes before any other frame
@@ -104,15 +98,23 @@ class Link:
             return
         data = encode_frame(opcode, payload)
         try:
-            sent = self._os_socket.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            self.abort()  # the reader records the drop
+            sent = self._send_now(data)
+        except LinkClosed:
             return
         if sent < len(data):
             self._writing.acquire(blocking=False)  # free (nothing yielded since locked()): the rest goes first
             gevent.spawn(self._send_control_rest, memoryview(data)[sent:])
+
+    def _send_now(self, data: bytes) -> int:
+        """With no frame half-sent (the caller checked): one non-blocking send of the whole frame, no waiting and
+        no lock; how many bytes the socket took. A failed socket aborts the link and raises :class:`LinkClosed`."""
+        try:
+            return self._os_socket.send(data)  # type: ignore[union-attr]
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            self.abort()  # the reader records the drop
+            raise LinkClosed(os_error_text(exc)) from None
 
     def _send_control_rest(self, rest: memoryview) -> None:
         try:
