@@ -182,8 +182,7 @@ class Connector:
                 detail = f"open-file limit {limit} reached ({reserve} kept for Locust)"
                 operation.failure = WebSocketFailure("connect", detail)
                 return None
-            sslopt = {"context": options.ssl_context} if options.ssl_context is not None else None
-            ws = WebSocket(skip_utf8_validation=True, sslopt=sslopt)
+            ws = WebSocket(skip_utf8_validation=True)  # handed a socket already connected (and TLS-wrapped)
             sock = None
             try:
                 sock = _open_socket(options)
@@ -212,8 +211,6 @@ class Connector:
                 if sock is not None:
                     sock.close()
                 raise
-        sock = sock or ws.sock
-        assert sock is not None
         sock.settimeout(None)  # reads happen when the socket is readable; sends are bounded per request
         return Link(sock, ws.getsubprotocol())
 
